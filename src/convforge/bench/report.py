@@ -160,14 +160,16 @@ def _is_number(cell: str) -> bool:
 
 
 def to_rich(table: Table):
+    from rich.markup import escape
     from rich.table import Table as RichTable
 
-    rich_table = RichTable(title=table.title, caption="\n".join(table.notes), caption_justify="left")
+    rich_table = RichTable(title=escape(table.title), caption=escape("\n".join(table.notes)),
+                           caption_justify="left")
     numeric = [all(_is_number(row[i]) for row in table.rows) for i in range(len(table.headers))]
     for header, num in zip(table.headers, numeric):
-        rich_table.add_column(header, justify="right" if num else "left")
+        rich_table.add_column(escape(header), justify="right" if num else "left")
     for row in table.rows:
-        rich_table.add_row(*row)
+        rich_table.add_row(*map(escape, row))
     return rich_table
 
 

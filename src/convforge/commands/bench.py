@@ -206,7 +206,7 @@ def _with_progress(jobs, args, per_direction, baseline, policy):
 
     members = sum(len(v) for v in per_direction.values()) + (len(args.directions) if baseline else 0)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[what]}"))
+               TextColumn("{task.fields[what]}", markup=False))
     with Progress(*columns, transient=False) as bar:
         prep = bar.add_task("compile + check", total=len(jobs) * members, what="")
         timed = harness.prepare(jobs, args.directions, _candidates(args, per_direction), baseline, args.seed,
@@ -219,20 +219,21 @@ def _with_progress(jobs, args, per_direction, baseline, policy):
 
 def _write_outputs(args, results) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
     from ..bench import report
 
     console = Console(width=None if sys.stdout.isatty() else 200)
     for table in report.tables(results):
         console.print(report.to_rich(table))
-    console.print(report.method_note(results.meta))
+    console.print(escape(report.method_note(results.meta)))
     if args.json and not args.from_json:
         args.json.write_text(json.dumps(results.to_dict(), indent=1))
-        console.print(f"raw measurements: {args.json}")
+        console.print(escape(f"raw measurements: {args.json}"))
     if args.plot:
         from ..bench.plot import ratio_chart
 
-        console.print(f"chart: {ratio_chart(results, args.plot)}")
+        console.print(escape(f"chart: {ratio_chart(results, args.plot)}"))
     if args.markdown:
         args.markdown.write_text(report.markdown_section(results))
-        console.print(f"markdown: {args.markdown}")
+        console.print(escape(f"markdown: {args.markdown}"))
