@@ -1,1 +1,1 @@
-"""CLI subcommands: each module exposes `add_arguments(parser)` and `run(args) -> int`."""
+"""Subcommands of the `convforge` CLI: each module has add_arguments(parser) and run(args) -> int."""
