@@ -1,8 +1,7 @@
 """`convforge bench`: time ConvForge kernels against torch on a suite, in the same run, alternating.
 
-Example:
-    convforge bench --suite resnet18 --batch 1,8 --directions fwd,bwd_data,bwd_weight --against torch \\
-        --threads 2 --rounds 5 --json bench.json --plot bench.png --markdown BENCHMARKS.md
+Candidate and baseline run in the same process, in alternating rounds; the report gives the minimum
+over rounds of per-round medians, GFLOP/s, % of the measured FMA peak and the torch/ConvForge ratio.
 """
 
 from __future__ import annotations
