@@ -219,3 +219,37 @@ def test_policy_rejects_bad_values():
         Policy(min_calls=10, max_calls=5)
     with pytest.raises(ValueError, match="warmup"):
         Policy(warmup=-1)
+
+
+def test_convforge_kernel_candidate_follows_the_compile_contract(monkeypatch):
+    """Until the host backend lands, a stand-in `convforge.compile` checks the wiring of the contract."""
+    import convforge
+    from convforge.bench.candidates import ConvForgeKernel
+
+    calls = []
+
+    class StandIn:
+        provenance, config = "heuristic", {"algorithm": "direct", "tile": (4, 8)}
+
+        def __init__(self, problem, direction):
+            self.problem, self.direction, self.macs = problem, direction, problem.useful_macs
+
+        def __call__(self, a, b, out=None):
+            out[...] = reference.compute(self.problem, self.direction, a, b)
+            return out
+
+    def compile_(problem, direction, target="host", algorithm="auto", layout="NCHW"):
+        calls.append((direction, target, algorithm, layout))
+        return StandIn(problem, direction)
+    monkeypatch.setattr(convforge, "compile", compile_, raising=False)
+    clock = FakeClock()
+    candidate = ConvForgeKernel("host", "direct")
+    results = run(clock, [candidate], fake(clock, "base", 0.001, "baseline"), directions=[Direction.bwd_data])
+    assert calls == [(Direction.bwd_data, "host", "direct", "NCHW")] * len(TINY)
+    entry = results.groups[0].entry("convforge[direct]")
+    assert entry.timed and entry.check.ok
+    assert entry.info["provenance"] == "heuristic" and entry.info["config"]["tile"] == [4, 8]
+    assert entry.info["preallocated_output"] is True and entry.info["macs"] == TINY[0].useful_macs
+    monkeypatch.delattr(convforge, "compile")
+    missing = run(clock, [candidate], None, directions=[Direction.fwd])
+    assert "convforge.compile is not available" in missing.groups[0].entry("convforge[direct]").error

@@ -30,18 +30,19 @@ def test_isa_choice():
         peak.program("neon")
 
 
-def test_results_are_cached_per_thread_count(tmp_path, monkeypatch):
+def test_peak_is_the_best_reading_ever_cached(tmp_path, monkeypatch):
     if shutil.which("gcc") is None or not (peak.cpu_flags() & {"avx2", "avx512f"}):
         pytest.skip("needs gcc and an x86 FMA ISA")
-    calls = []
-    monkeypatch.setattr(peak, "_run", lambda binary, threads: calls.append(threads) or 10.0 * threads)
-    first = peak.measure([1, 2], folder=tmp_path)
-    assert first.gflops == {1: 10.0, 2: 20.0} and first.source == "measured now" and calls == [1, 2]
-    again = peak.measure([2, 4], folder=tmp_path)
-    assert again.gflops == {2: 20.0, 4: 40.0} and calls == [1, 2, 4]
-    cached = peak.measure([1, 4], folder=tmp_path)
-    assert cached.source.startswith("cached") and calls == [1, 2, 4]
-    peak.measure([1], folder=tmp_path, refresh=True)
-    assert calls == [1, 2, 4, 1]
+    readings = iter([10.0, 20.0, 5.0, 40.0, 7.0, 3.0])
+    monkeypatch.setattr(peak, "_run", lambda binary, threads: next(readings))
+    probe = peak.Probe(tmp_path)
+    assert probe.binary.exists()
+    first = peak.measure([1, 2], probe=probe)
+    assert first.gflops == {1: 10.0, 2: 20.0} == first.now
+    busy = peak.measure([1, 2], probe=peak.Probe(tmp_path))  # lower 1-thread reading: a busy host
+    assert busy.now == {1: 5.0, 2: 40.0} and busy.gflops == {1: 10.0, 2: 40.0}
+    assert busy.source.startswith("best of 2 probe run(s)")
+    fresh = peak.measure([1], refresh=True, probe=probe)
+    assert fresh.gflops == {1: 7.0}
     with pytest.raises(ValueError, match="threads"):
-        peak.measure([0], folder=tmp_path)
+        peak.measure([0], probe=probe)

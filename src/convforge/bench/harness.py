@@ -116,9 +116,10 @@ def prepare(jobs: Sequence[Job], directions: Sequence[Direction],
 
 
 def measure(timed: Sequence[_Timed], policy: Policy, clock: Clock = time.perf_counter,
-            on_case: Callable[[Case], None] | None = None) -> list[Group]:
+            on_case: Callable[[Case], None] | None = None,
+            on_round: Callable[[int], None] | None = None) -> list[Group]:
     """Phase 3: alternating rounds over all groups; fills each entry's raw rounds."""
-    run_rounds(timed, policy, clock, on_case)
+    run_rounds(timed, policy, clock, on_case, on_round)
     for state in timed:
         for case in state.cases:
             state.group.entry(case.key).rounds = case.rounds

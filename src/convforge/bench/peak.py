@@ -4,7 +4,9 @@
 AVX-512 load this host runs about 2.38 GHz instead of the 2.5 GHz nominal (reference/baseline.md).
 Each thread keeps `accumulators` independent vector FMA chains in registers (more than latency x
 ports, so the FMA units never wait), calibrates its loop to about 0.1 s, and the best of 5 timed
-runs counts. Results are cached per (source, flags, compiler, CPU) in the cache folder.
+runs counts. The binary and the best reading so far are cached per (source, flags, compiler, CPU) in
+the cache folder; every run probes again (about a second per thread count), which also shows how
+busy the host is right now.
 """
 
 from __future__ import annotations
@@ -80,9 +82,10 @@ int main(void) {{
 class Peak:
     isa: str
     gflops: dict[int, float]
-    """Measured GFLOP/s per thread count."""
+    """Best GFLOP/s per thread count over this probe and every cached one."""
+    now: dict[int, float]
+    """This probe's reading (lower than `gflops` when the host is busy)."""
     source: str
-    """Where the numbers come from: "measured" or the cache file."""
 
 
 def cache_dir() -> Path:
@@ -137,23 +140,34 @@ def _compiler() -> tuple[str, str]:
     return cc, version.splitlines()[0] if version else cc
 
 
-def _build(isa: str, folder: Path) -> tuple[Path, str]:
-    """Compile the probe once per (source, flags, compiler, CPU); returns (binary, cache key)."""
-    source, flags = program(isa)
-    cc, cc_version = _compiler()
-    key = hashlib.sha256("\0".join((source, *flags, cc_version, cpu_model())).encode()).hexdigest()[:16]
-    binary = folder / f"peak-{isa}-{key}"
-    if not binary.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+class Probe:
+    """The compiled probe for this machine's best ISA (built once per source/flags/compiler/CPU)."""
+
+    def __init__(self, folder: Path | None = None):
+        self.folder = folder or cache_dir() / "peak"
+        self.isa = best_isa(cpu_flags())
+        source, flags = program(self.isa)
+        cc, cc_version = _compiler()
+        key = hashlib.sha256("\0".join((source, *flags, cc_version, cpu_model())).encode()).hexdigest()[:16]
+        self.binary = self.folder / f"peak-{self.isa}-{key}"
+        self.record = self.folder / f"peak-{self.isa}-{key}.json"
+        if not self.binary.exists():
+            self._compile(cc, source, flags)
+
+    def _compile(self, cc: str, source: str, flags: tuple[str, ...]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.folder) as tmp:
             src = Path(tmp) / "peak.c"
             src.write_text(source)
             built = Path(tmp) / "peak"
             result = subprocess.run([cc, *flags, str(src), "-o", str(built)], capture_output=True, text=True)
             if result.returncode != 0:
                 raise RuntimeError(f"compiling the FMA peak probe failed:\n{result.stderr.strip()}")
-            os.replace(built, binary)
-    return binary, key
+            os.replace(built, self.binary)
+
+    def run(self, threads: int) -> float:
+        """GFLOP/s with `threads` threads, now."""
+        return _run(self.binary, threads)
 
 
 def _run(binary: Path, threads: int) -> float:
@@ -165,24 +179,29 @@ def _run(binary: Path, threads: int) -> float:
     return float(gflops)
 
 
-def measure(threads: list[int], refresh: bool = False, folder: Path | None = None) -> Peak:
-    """Peak GFLOP/s for each thread count, from the cache unless missing or `refresh`."""
+def measure(threads: list[int], refresh: bool = False, probe: Probe | None = None) -> Peak:
+    """Probe now and combine with the cache: the peak is the best reading ever seen on this machine.
+
+    The probe never reads above the true peak (it is register-only), so a low reading can only mean
+    another process took the core; the maximum over probes is the best estimate. `refresh` drops the
+    cached readings.
+    """
     if not threads or any(isinstance(t, bool) or not isinstance(t, int) or t < 1 for t in threads):
         raise ValueError(f"threads must be a non-empty list of positive ints, got {threads!r}")
-    folder = folder or cache_dir() / "peak"
-    isa = best_isa(cpu_flags())
-    binary, key = _build(isa, folder)
-    record_path = folder / f"peak-{isa}-{key}.json"
-    record = {} if refresh or not record_path.exists() else json.loads(record_path.read_text())
-    cached = {int(t): g for t, g in record.get("gflops", {}).items()}
-    missing = [t for t in threads if t not in cached]
-    for t in missing:
-        cached[t] = _run(binary, t)
-    if missing:
-        record = {"isa": isa, "cpu": cpu_model(), "gflops": {str(t): g for t, g in sorted(cached.items())},
-                  "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        tmp = record_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=1))
-        os.replace(tmp, record_path)
-    source = "measured now" if missing else f"cached in {record_path} ({record.get('measured_at', '?')})"
-    return Peak(isa, {t: cached[t] for t in threads}, source)
+    probe = probe or Probe()
+    old = {} if refresh or not probe.record.exists() else json.loads(probe.record.read_text())
+    best = {int(t): g for t, g in old.get("gflops", {}).items()}
+    now = {t: probe.run(t) for t in threads}
+    for t, g in now.items():
+        best[t] = max(best.get(t, 0.0), g)
+    record = {"isa": probe.isa, "cpu": cpu_model(), "gflops": {str(t): g for t, g in sorted(best.items())},
+              "probes": old.get("probes", 0) + 1, "since": old.get("since", _utc_now()), "updated": _utc_now()}
+    tmp = probe.record.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, probe.record)
+    source = f"best of {record['probes']} probe run(s) since {record['since']} ({probe.record})"
+    return Peak(probe.isa, {t: best[t] for t in threads}, now, source)
+
+
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

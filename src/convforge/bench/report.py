@@ -191,5 +191,11 @@ def markdown_section(results: Results) -> str:
         per = ", ".join(f"{t} thread(s) {g:.1f}" for t, g in peak["gflops"].items())
         lines += [f"Measured FMA peak ({peak.get('isa')}): {per} GFLOP/s ({peak.get('source')}).", ""]
     lines += [method_note(meta), ""]
+    probes = [r["fma_probe_gflops"] for r in meta.get("rounds", []) if "fma_probe_gflops" in r]
+    threads = str(meta.get("settings", {}).get("threads"))
+    if probes and (peak.get("gflops") or {}).get(threads):
+        share = ", ".join(f"{100 * g / peak['gflops'][threads]:.0f}%" for g in probes)
+        lines += [f"FMA probe before each round, as % of peak: {share} (below ~90%: the host was busy "
+                  "in that round).", ""]
     lines += [to_markdown(t) for t in tables(results)]
     return "\n".join(lines)

@@ -93,9 +93,15 @@ def order(group: Group, round_index: int) -> list[Case]:
 
 
 def run_rounds(groups: Sequence[Group], policy: Policy, clock: Clock = time.perf_counter,
-               on_case: Callable[[Case], None] | None = None) -> None:
-    """Time every case once per round, `policy.rounds` times, appending to `Case.rounds`."""
+               on_case: Callable[[Case], None] | None = None,
+               on_round: Callable[[int], None] | None = None) -> None:
+    """Time every case once per round, `policy.rounds` times, appending to `Case.rounds`.
+
+    `on_round(i)` runs before round i (e.g. a contention probe); `on_case` after each case.
+    """
     for round_index in range(policy.rounds):
+        if on_round is not None:
+            on_round(round_index)
         for group in groups:
             if not group.cases:
                 continue

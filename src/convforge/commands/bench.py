@@ -172,14 +172,16 @@ def _measure(args):
         from ..bench.baselines import Torch
 
         baseline = Torch(args.threads)
-    peak_info = None
+    peak_info, probe = None, None
     if not args.no_peak:
         try:
-            measured = peak.measure(sorted({1, args.threads}), refresh=args.refresh_peak)
+            probe = peak.Probe()
+            measured = peak.measure(sorted({1, args.threads}), refresh=args.refresh_peak, probe=probe)
             peak_info = {"isa": measured.isa, "gflops": {str(t): g for t, g in measured.gflops.items()},
-                         "source": measured.source}
+                         "now": {str(t): g for t, g in measured.now.items()}, "source": measured.source}
         except (RuntimeError, OSError, subprocess.SubprocessError) as error:
             print(f"convforge bench: warning: no FMA peak ({error}); the % peak column stays empty", file=sys.stderr)
+            probe = None
     meta = {"command": _command_line(), "argv": list(sys.argv), "cwd": os.getcwd(),
             "started": _now(), "machine": {**machine.info(), "loadavg_start": machine.loadavg()},
             "peak": peak_info,
@@ -188,7 +190,15 @@ def _measure(args):
                          "target": args.target, "layout": args.layout, "threads": args.threads,
                          "policy": vars(policy), "seed": args.seed, **allocator},
             "method": "alternating rounds; per-round median; minimum over rounds (see convforge.bench.timing)"}
-    groups = _with_progress(jobs, args, per_direction, baseline, policy)
+    meta["rounds"] = []
+
+    def on_round(index: int) -> None:
+        """Per-round context: when it started, the load, and what the FMA probe reads right now."""
+        record = {"round": index, "started": _now(), "loadavg": machine.loadavg()}
+        if probe is not None:
+            record["fma_probe_gflops"] = probe.run(args.threads)
+        meta["rounds"].append(record)
+    groups = _with_progress(jobs, args, per_direction, baseline, policy, on_round)
     meta["finished"] = _now()
     meta["machine"]["loadavg_end"] = machine.loadavg()
     return Results(groups, meta)
@@ -198,7 +208,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _with_progress(jobs, args, per_direction, baseline, policy):
+def _with_progress(jobs, args, per_direction, baseline, policy, on_round):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..bench import harness
@@ -212,8 +222,8 @@ def _with_progress(jobs, args, per_direction, baseline, policy):
                                 on_step=lambda what: bar.update(prep, advance=1, what=what))
         cases = sum(len(t.cases) for t in timed)
         task = bar.add_task("timing (alternating)", total=cases * policy.rounds, what="")
-        return harness.measure(timed, policy,
-                               on_case=lambda case: bar.update(task, advance=1, what=case.key))
+        return harness.measure(timed, policy, on_case=lambda case: bar.update(task, advance=1, what=case.key),
+                               on_round=on_round)
 
 
 def _write_outputs(args, results) -> None:
