@@ -159,6 +159,11 @@ def test_unwritten_output_fails_the_check():
     lazy = FunctionCandidate("lazy", lambda p, d: (lambda a, b, out=None: out))
     results = run(clock, [lazy], fake(clock, "base", 0.001, "baseline"), directions=[Direction.fwd])
     assert all(g.entry("lazy").error.startswith("WrongResult") for g in results.groups)
+    assert all(math.isnan(g.entry("lazy").check.max_rel_err) for g in results.groups)
+    text = json.dumps(results.to_dict(), allow_nan=False)  # strict JSON even with a NaN error
+    again = Results.from_dict(json.loads(text))
+    assert math.isnan(again.groups[0].entry("lazy").check.max_rel_err) and not again.groups[0].entry("lazy").check.ok
+    assert any("tiny_a N=1 fwd lazy: WrongResult" in note for note in report.layer_table(results, "lazy").notes)
 
 
 def test_json_round_trip_keeps_raw_data_and_derived_figures():

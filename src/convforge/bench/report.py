@@ -69,6 +69,7 @@ def layer_table(results: Results, label: str) -> Table:
     if peak:
         table.notes.append(f"% peak: of the measured FMA peak {peak:.1f} GFLOP/s "
                            f"({results.meta['settings']['threads']} threads, {results.meta['peak'].get('isa')}).")
+    table.notes += _failures(results, {label, base})
     return table
 
 
@@ -120,11 +121,16 @@ def algorithm_table(results: Results) -> Table:
         row += [_ms(g.baseline.best)] if base else []
         row += [fastest.label if fastest else "-", _num(g.ratio(fastest), ".2f") if fastest else "-"]
         table.rows.append(row)
-    failures = [f"{g.layer} N={g.problem.n} {g.direction.value} {e.label}: {e.error}"
-                for g in results.groups for e in g.entries if e.error]
     table.notes += ["times in ms; n/a: the algorithm does not apply to the direction; fail: see below."]
-    table.notes += failures[:50]
+    table.notes += _failures(results, set(labels) | {base})
     return table
+
+
+def _failures(results: Results, labels: set, limit: int = 50) -> list[str]:
+    """Full error messages of the entries with these labels (the table cells only say "fail")."""
+    lines = [f"{g.layer} N={g.problem.n} {g.direction.value} {e.label}: {e.error}"
+             for g in results.groups for e in g.entries if e.error and e.label in labels]
+    return lines[:limit] + ([f"... and {len(lines) - limit} more (see the JSON)"] if len(lines) > limit else [])
 
 
 def tables(results: Results) -> list[Table]:

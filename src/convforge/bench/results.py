@@ -120,6 +120,8 @@ def _group_dict(g: Group) -> dict:
     entries = []
     for e in g.entries:
         record = asdict(e)
+        if e.check is not None and not math.isfinite(e.check.max_rel_err):
+            record["check"]["max_rel_err"] = None  # strict JSON has no NaN / inf: None reads back as NaN
         record["round_medians_s"] = e.round_medians
         record["best_s"] = e.best if e.timed else None
         record["typical_s"] = e.typical if e.timed else None
@@ -131,7 +133,10 @@ def _group_dict(g: Group) -> dict:
 def _group_from(d: dict) -> Group:
     entries = []
     for e in d["entries"]:
-        check = Check(**e["check"]) if e.get("check") else None
+        check = None
+        if e.get("check"):
+            error = e["check"]["max_rel_err"]
+            check = Check(e["check"]["against"], math.nan if error is None else error, e["check"]["tolerance"])
         entries.append(Entry(e["label"], e["role"], e.get("info", {}), e.get("error"), check, e.get("rounds", [])))
     return Group(ConvProblem.parse(d["problem"]), Direction.of(d["direction"]), d.get("repeat", 1), entries)
 

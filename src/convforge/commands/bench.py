@@ -237,7 +237,7 @@ def _write_outputs(args, results) -> None:
         console.print(report.to_rich(table))
     console.print(escape(report.method_note(results.meta)))
     if args.json and not args.from_json:
-        args.json.write_text(json.dumps(results.to_dict(), indent=1))
+        args.json.write_text(json.dumps(results.to_dict(), indent=1, allow_nan=False))
         console.print(escape(f"raw measurements: {args.json}"))
     if args.plot:
         from ..bench.plot import ratio_chart
