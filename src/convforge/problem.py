@@ -16,14 +16,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-DTYPES = {"f16": np.float16, "f32": np.float32, "f64": np.float64, "i8": np.int8, "i32": np.int32,
-          "bf16": None}
-"""Element types a problem may name; bf16 has no NumPy type (bytes only)."""
-
-DTYPE_BYTES = {"f16": 2, "f32": 4, "f64": 8, "i8": 1, "i32": 4, "bf16": 2}
+DTYPE_BYTES = {"f16": 2, "bf16": 2, "f32": 4, "f64": 8, "i8": 1, "i32": 4}
+"""Element types a problem may name, with their sizes."""
 
 
-class Direction(str, enum.Enum):
+class Direction(enum.StrEnum):
     """Which tensor a kernel computes: the output, the input gradient or the weight gradient."""
 
     fwd = "fwd"
@@ -39,9 +36,6 @@ class Direction(str, enum.Enum):
         except ValueError:
             raise ValueError(
                 f"direction must be one of {[d.value for d in cls]}, got {value!r}") from None
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def _int(name: str, value, minimum: int) -> int:
@@ -75,8 +69,8 @@ def _padding(value) -> tuple[int, int, int, int]:
 
 
 def _dtype(name: str, value: str) -> str:
-    if value not in DTYPES:
-        raise ValueError(f"{name} must be one of {sorted(DTYPES)}, got {value!r}")
+    if value not in DTYPE_BYTES:
+        raise ValueError(f"{name} must be one of {sorted(DTYPE_BYTES)}, got {value!r}")
     return value
 
 
@@ -284,7 +278,8 @@ _NATIVE_KEYS = ("n", "c", "h", "w", "k", "r", "s", "sh", "sw", "pt", "pb", "pl",
 def _tokens(body: str, keys: tuple[str, ...], what: str) -> dict[str, str]:
     out: dict[str, str] = {}
     pos = 0
-    pattern = re.compile(r"_*(%s)(\d+)" % "|".join(sorted(keys, key=len, reverse=True)))
+    alternatives = "|".join(sorted(keys, key=len, reverse=True))
+    pattern = re.compile(rf"_*({alternatives})(\d+)")
     while pos < len(body):
         if body.startswith("dt", pos) or body.startswith("_dt", pos):
             m = re.compile(r"_?dt([a-z0-9]+(?::[a-z0-9]+){3})").match(body, pos)
@@ -327,45 +322,39 @@ _BENCHDNN_KEYS = ("g", "mb", "ic", "id", "ih", "iw", "oc", "od", "oh", "ow", "kd
 
 
 def _parse_benchdnn(body: str, name: str) -> ConvProblem:
-    """benchdnn conv syntax: missing w values copy h, g=1, mb=2, s=1, d=0 (ours = benchdnn + 1)."""
-    t = {k: int(v) for k, v in _tokens(body, _BENCHDNN_KEYS, "benchdnn").items() if k != "dt"}
-    if "dt" in _tokens(body, _BENCHDNN_KEYS, "benchdnn"):
+    """benchdnn conv syntax: missing w values copy h, g=1, mb=2, s=1, d=0 (ours = benchdnn + 1);
+    a missing pad is deduced from the output size, and the bottom/right pad is implied by it."""
+    raw = _tokens(body, _BENCHDNN_KEYS, "benchdnn")
+    if "dt" in raw:
         raise ValueError(f"benchdnn descriptor {body!r} cannot carry dt; set dtypes on the problem")
-    for key in ("ic", "oc", "kh"):
+    t = {key: int(value) for key, value in raw.items()}
+    for key in ("ic", "ih", "oc", "kh"):
         if key not in t:
             raise ValueError(f"benchdnn descriptor {body!r} lacks the required field {key!r}")
-    if "ih" not in t:
-        raise ValueError(f"benchdnn descriptor {body!r} lacks the required field 'ih'")
-    if any(k in t for k in ("id", "od", "kd", "sd", "pd", "dd")):
+    if any(key in t for key in ("id", "od", "kd", "sd", "pd", "dd")):
         raise ValueError(f"benchdnn descriptor {body!r} is 3-D; ConvForge handles 2-D convolutions")
+    square = "iw" not in t  # only a fully square problem copies the output size too
+    for w_key, h_key in (("iw", "ih"), ("kw", "kh"), ("sw", "sh"), ("pw", "ph"), ("dw", "dh")) + \
+            ((("ow", "oh"),) if square else ()):
+        if w_key not in t and h_key in t:
+            t[w_key] = t[h_key]
 
-    def axis(i: str, o: str, k: str, s: str, p: str, d: str, h_axis: dict | None):
-        src = t if h_axis is None else {**{key: h_axis[key] for key in h_axis}, **t}
-        size, kern = src[i], src[k]
-        stride, dil = src.get(s, 1), src.get(d, 0) + 1
+    def axis(a: str) -> tuple[int, int, int, int, int, int]:
+        size, kern, stride, dil = t["i" + a], t["k" + a], t.get("s" + a, 1), t.get("d" + a, 0) + 1
         extent = (kern - 1) * dil + 1
-        if o in src and p not in src:
-            pad = max(((src[o] - 1) * stride - size + extent) // 2, 0)
+        if "o" + a in t and "p" + a not in t:
+            front = max(((t["o" + a] - 1) * stride - size + extent) // 2, 0)
         else:
-            pad = src.get(p, 0)
-        out = src[o] if o in src else (size + 2 * pad - extent) // stride + 1
-        back = (out - 1) * stride - size + extent - pad
-        if back < 0:
+            front = t.get("p" + a, 0)
+        out = t.get("o" + a, (size + 2 * front - extent) // stride + 1)
+        back = (out - 1) * stride - size + extent - front
+        if back < 0:  # the last input rows are never read; pad 0 gives the same output
             if -back >= stride:
-                raise ValueError(f"benchdnn descriptor {body!r}: {o}={out} leaves {-back} input rows "
+                raise ValueError(f"benchdnn descriptor {body!r}: o{a}={out} leaves {-back} input rows "
                                  f"unread, more than the stride {stride}")
-            back = 0  # the last rows are never read either way; same output size
-        return size, kern, stride, pad, back, dil
+            back = 0
+        return size, kern, stride, front, back, dil
 
-    h_vals = axis("ih", "oh", "kh", "sh", "ph", "dh", None)
-    hmap = {"iw": t["ih"], "kw": t["kh"]}
-    promoted = (("sw", "sh"), ("pw", "ph"), ("dw", "dh")) + ((("ow", "oh"),) if "iw" not in t else ())
-    for wk, hk in promoted:
-        if hk in t:
-            hmap[wk] = t[hk]
-    w_vals = axis("iw", "ow", "kw", "sw", "pw", "dw", hmap)
-    g = t.get("g", 1)
-    return ConvProblem(t.get("mb", 2), t["ic"], t["oc"], h_vals[0], w_vals[0], h_vals[1], w_vals[1],
-                       (h_vals[2], w_vals[2]), (h_vals[3], h_vals[4], w_vals[3], w_vals[4]),
-                       (h_vals[5], w_vals[5]), g, name=name)
-
+    h, w = axis("h"), axis("w")
+    return ConvProblem(t.get("mb", 2), t["ic"], t["oc"], h[0], w[0], h[1], w[1], (h[2], w[2]),
+                       (h[3], h[4], w[3], w[4]), (h[5], w[5]), t.get("g", 1), name=name)

@@ -12,7 +12,8 @@ from ..problem import ConvProblem, Direction
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("descriptor", help='e.g. n1c64h56w56k64r3s3_sh2sw2_pt1pb1pl1pr1 or mb1ic64ih56oc64oh28kh3sh2ph1')
+    parser.add_argument(
+        "descriptor", help="e.g. n1c64h56w56k64r3s3_sh2sw2_pt1pb1pl1pr1 or mb1ic64ih56oc64oh28kh3sh2ph1")
     parser.add_argument("--direction", "-d", default="fwd", choices=[d.value for d in Direction])
     parser.add_argument("--algorithm", "-a", default="all",
                         help="an algorithm of this direction, or 'all' (default)")

@@ -9,8 +9,8 @@ write and lower directly to C or to strided DMA descriptors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Union
 
 import numpy as np
 
@@ -35,7 +35,7 @@ class Mod:
     divisor: int
 
 
-Atom = Union[Var, FloorDiv, Mod]
+Atom = Var | FloorDiv | Mod
 
 
 def _atom_bounds(atom: Atom) -> tuple[int, int]:

@@ -11,8 +11,8 @@ loops (`to_c`) or to strided copies (`strides`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 

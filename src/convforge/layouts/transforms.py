@@ -5,7 +5,7 @@ Each returns an `IndexMap` from the transformed tensor to its source; chain them
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from .expr import Expr
 from .indexmap import Condition, IndexMap
