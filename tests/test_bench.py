@@ -258,3 +258,18 @@ def test_convforge_kernel_candidate_follows_the_compile_contract(monkeypatch):
     monkeypatch.delattr(convforge, "compile")
     missing = run(clock, [candidate], None, directions=[Direction.fwd])
     assert "convforge.compile is not available" in missing.groups[0].entry("convforge[direct]").error
+
+
+def test_ctrl_c_keeps_only_complete_rounds():
+    clock = FakeClock()
+    base = fake(clock, "base", 0.002, "baseline")
+    timed = harness.prepare([harness.Job(p) for p in TINY], [Direction.fwd], lambda d: [fake(clock, "cand", 0.001)],
+                            base)
+    calls = []
+
+    def on_case(case):
+        calls.append(case.key)
+        if len(calls) == 10:  # second case of round 2 (4 cases per round)
+            raise KeyboardInterrupt
+    groups = harness.measure(timed, Policy(rounds=5, warmup=0, min_calls=1, min_seconds=0), clock, on_case)
+    assert all(len(e.rounds) == 2 for g in groups for e in g.entries)

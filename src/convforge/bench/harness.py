@@ -118,11 +118,22 @@ def prepare(jobs: Sequence[Job], directions: Sequence[Direction],
 def measure(timed: Sequence[_Timed], policy: Policy, clock: Clock = time.perf_counter,
             on_case: Callable[[Case], None] | None = None,
             on_round: Callable[[int], None] | None = None) -> list[Group]:
-    """Phase 3: alternating rounds over all groups; fills each entry's raw rounds."""
-    run_rounds(timed, policy, clock, on_case, on_round)
+    """Phase 3: alternating rounds over all groups, filling each entry's raw rounds as they finish.
+
+    Entries share their round lists with the cases, so `on_round` sees every finished round (for
+    checkpoints). On Ctrl-C the rounds finished by every case are kept and the partial one dropped,
+    so the comparison stays alternating; the caller sees fewer rounds than asked for.
+    """
+    cases = [case for state in timed for case in state.cases]
     for state in timed:
         for case in state.cases:
             state.group.entry(case.key).rounds = case.rounds
+    try:
+        run_rounds(timed, policy, clock, on_case, on_round)
+    except KeyboardInterrupt:
+        complete = min((len(case.rounds) for case in cases), default=0)
+        for case in cases:
+            del case.rounds[complete:]
     return [state.group for state in timed]
 
 

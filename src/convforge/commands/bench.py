@@ -157,7 +157,7 @@ def run(args) -> int:
 
 
 def _measure(args):
-    from ..bench import machine, peak
+    from ..bench import harness, machine
     from ..bench.results import Results
     from ..bench.timing import Policy
 
@@ -172,58 +172,77 @@ def _measure(args):
         from ..bench.baselines import Torch
 
         baseline = Torch(args.threads)
-    peak_info, probe = None, None
-    if not args.no_peak:
-        try:
-            probe = peak.Probe()
-            measured = peak.measure(sorted({1, args.threads}), refresh=args.refresh_peak, probe=probe)
-            peak_info = {"isa": measured.isa, "gflops": {str(t): g for t, g in measured.gflops.items()},
-                         "now": {str(t): g for t, g in measured.now.items()}, "source": measured.source}
-        except (RuntimeError, OSError, subprocess.SubprocessError) as error:
-            print(f"convforge bench: warning: no FMA peak ({error}); the % peak column stays empty", file=sys.stderr)
-            probe = None
-    meta = {"command": _command_line(), "argv": list(sys.argv), "cwd": os.getcwd(),
-            "started": _now(), "machine": {**machine.info(), "loadavg_start": machine.loadavg()},
-            "peak": peak_info,
+    probe, peak_info = _peak(args)
+    results = Results([], _meta(args, policy, per_direction, allocator, peak_info))
+
+    def on_round(index: int) -> None:
+        """Checkpoint the finished rounds, then record when this one starts, the load, and the FMA probe."""
+        if index and args.json:
+            _save(results, args.json)
+        record = {"round": index, "started": _now(), "loadavg": machine.loadavg()}
+        if probe is not None:
+            record["fma_probe_gflops"] = probe.run(args.threads)
+        results.meta["rounds"].append(record)
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    members = sum(len(v) for v in per_direction.values()) + (len(args.directions) if baseline else 0)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[what]}", markup=False))
+    with Progress(*columns) as bar:
+        prep = bar.add_task("compile + check", total=len(jobs) * members, what="")
+        timed = harness.prepare(jobs, args.directions, _candidates(args, per_direction), baseline, args.seed,
+                                on_step=lambda what: bar.update(prep, advance=1, what=what))
+        results.groups = [state.group for state in timed]
+        task = bar.add_task("timing (alternating)", total=sum(len(t.cases) for t in timed) * policy.rounds, what="")
+        harness.measure(timed, policy, on_case=lambda case: bar.update(task, advance=1, what=case.key),
+                        on_round=on_round)
+    done = min((len(e.rounds) for g in results.groups for e in g.entries if e.error is None), default=0)
+    if done < policy.rounds:
+        results.meta["interrupted_after_rounds"] = done
+        print(f"convforge bench: interrupted; reporting the {done} complete round(s)", file=sys.stderr)
+    results.meta["finished"] = _now()
+    results.meta["machine"]["loadavg_end"] = machine.loadavg()
+    return results
+
+
+def _peak(args):
+    """(probe, JSON facts) of the FMA peak, or (None, None) when skipped or impossible here."""
+    from ..bench import peak
+
+    if args.no_peak:
+        return None, None
+    try:
+        probe = peak.Probe()
+        measured = peak.measure(sorted({1, args.threads}), refresh=args.refresh_peak, probe=probe)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+        print(f"convforge bench: warning: no FMA peak ({error}); the % peak column stays empty", file=sys.stderr)
+        return None, None
+    return probe, {"isa": measured.isa, "gflops": {str(t): g for t, g in measured.gflops.items()},
+                   "now": {str(t): g for t, g in measured.now.items()}, "source": measured.source}
+
+
+def _meta(args, policy, per_direction, allocator, peak_info) -> dict:
+    from ..bench import machine
+
+    return {"command": _command_line(), "argv": list(sys.argv), "cwd": os.getcwd(), "started": _now(),
+            "machine": {**machine.info(), "loadavg_start": machine.loadavg()}, "peak": peak_info,
             "settings": {"suite": args.suite, "batch": args.batch, "directions": [d.value for d in args.directions],
                          "against": args.against, "algorithms": {d.value: a for d, a in per_direction.items()},
                          "target": args.target, "layout": args.layout, "threads": args.threads,
                          "policy": vars(policy), "seed": args.seed, **allocator},
-            "method": "alternating rounds; per-round median; minimum over rounds (see convforge.bench.timing)"}
-    meta["rounds"] = []
-
-    def on_round(index: int) -> None:
-        """Per-round context: when it started, the load, and what the FMA probe reads right now."""
-        record = {"round": index, "started": _now(), "loadavg": machine.loadavg()}
-        if probe is not None:
-            record["fma_probe_gflops"] = probe.run(args.threads)
-        meta["rounds"].append(record)
-    groups = _with_progress(jobs, args, per_direction, baseline, policy, on_round)
-    meta["finished"] = _now()
-    meta["machine"]["loadavg_end"] = machine.loadavg()
-    return Results(groups, meta)
+            "method": "alternating rounds; per-round median; minimum over rounds (see convforge.bench.timing)",
+            "rounds": []}
 
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _with_progress(jobs, args, per_direction, baseline, policy, on_round):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from ..bench import harness
-
-    members = sum(len(v) for v in per_direction.values()) + (len(args.directions) if baseline else 0)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[what]}", markup=False))
-    with Progress(*columns, transient=False) as bar:
-        prep = bar.add_task("compile + check", total=len(jobs) * members, what="")
-        timed = harness.prepare(jobs, args.directions, _candidates(args, per_direction), baseline, args.seed,
-                                on_step=lambda what: bar.update(prep, advance=1, what=what))
-        cases = sum(len(t.cases) for t in timed)
-        task = bar.add_task("timing (alternating)", total=cases * policy.rounds, what="")
-        return harness.measure(timed, policy, on_case=lambda case: bar.update(task, advance=1, what=case.key),
-                               on_round=on_round)
+def _save(results, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(results.to_dict(), indent=1, allow_nan=False))
+    os.replace(tmp, path)
 
 
 def _write_outputs(args, results) -> None:
@@ -237,7 +256,7 @@ def _write_outputs(args, results) -> None:
         console.print(report.to_rich(table))
     console.print(escape(report.method_note(results.meta)))
     if args.json and not args.from_json:
-        args.json.write_text(json.dumps(results.to_dict(), indent=1, allow_nan=False))
+        _save(results, args.json)
         console.print(escape(f"raw measurements: {args.json}"))
     if args.plot:
         from ..bench.plot import ratio_chart
