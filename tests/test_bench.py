@@ -273,3 +273,12 @@ def test_ctrl_c_keeps_only_complete_rounds():
             raise KeyboardInterrupt
     groups = harness.measure(timed, Policy(rounds=5, warmup=0, min_calls=1, min_seconds=0), clock, on_case)
     assert all(len(e.rounds) == 2 for g in groups for e in g.entries)
+
+
+def test_run_is_prepare_then_measure():
+    clock = FakeClock()
+    results = harness.run([harness.Job(TINY[1], repeat=3)], ["fwd"], lambda d: [fake(clock, "cand", 0.001)],
+                          fake(clock, "base", 0.004, "baseline"), FAST, clock, meta={"command": "x"})
+    (group,) = results.groups
+    assert group.repeat == 3 and group.ratio(group.entry("cand")) == pytest.approx(4.0)
+    assert results.meta == {"command": "x"} and results.candidate_labels == ["cand"]

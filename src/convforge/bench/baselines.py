@@ -15,14 +15,6 @@ import numpy as np
 from ..problem import ConvProblem, Direction
 
 
-def torch_version() -> str | None:
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch.__version__
-
-
 @dataclass
 class TorchOp:
     """A torch call for one (problem, direction) on tensors in reference operand order."""
