@@ -8,6 +8,10 @@ Phases:
    there is no baseline. A wrong result is recorded and that candidate is not timed.
 3. time: `timing.run_rounds` over all groups; operands are regenerated (same seed) each time a
    group's turn comes, so memory holds one group's tensors at a time.
+
+The clock is a parameter: wall time (`time.perf_counter`) for host and GPU kernels (a GPU runner's
+call synchronizes), or a simulator's cycle counter converted to seconds for accelerator kernels, so
+the same rounds, statistics and reports serve every target.
 """
 
 from __future__ import annotations
