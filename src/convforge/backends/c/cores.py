@@ -1,0 +1,209 @@
+"""C sources of the compute cores: runtime shapes, compile-time register blocks.
+
+Every core reads operands already packed into a blocked layout (channel blocks of V lanes, spatial
+zero padding materialized, block tails zero), so its inner loops never test bounds. Shapes, strides
+and dilations arrive at run time in a `long` array; only the register block (and unit stride) is
+baked in, so one compiled core serves every problem with the same configuration.
+
+- `fwd`   y[n][kb][p][q][V] += x[n][cb][p*sh+r*dh][q*sw+s*dw][c] * w[kb][cb][r][s][c][V]: the
+          oneDNN-style direct conv, an output register block of QB columns x KB channel blocks,
+          broadcast-FMA over input channels, OpenMP over (n, group, k-block group, output row).
+- `wgrad` the weight-gradient shape of the same conv (big filter = the batch's dY, tiny output):
+          vectors over K, a register block of NB core-batch rows x QB output taps x KB k-blocks,
+          the reduction over (c, r) chunked so each chunk of both operands stays in L2.
+- `gemm`  C[g][m][n] = A[g][m][k] B[g][k][n] with an MR x NR-vector register block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VECTOR_HEADER = """#include <stddef.h>
+#include <string.h>
+#define V {v}
+typedef float vf __attribute__((vector_size(V * 4)));
+static inline vf vld(const float* p) {{ vf x; memcpy(&x, p, sizeof x); return x; }}
+static inline void vst(float* p, vf x) {{ memcpy(p, &x, sizeof x); }}
+"""
+
+
+@dataclass(frozen=True)
+class FwdCore:
+    v: int
+    qb: int
+    kb: int
+    unit_stride: bool  # sw == 1 baked in: the broadcasts become constant offsets
+
+    symbol = "cf_conv_fwd"
+
+    def source(self) -> str:
+        qb, kb = self.qb, self.kb
+        sw = "V" if self.unit_stride else "swv"
+        acc = [f"a{j}_{i}" for j in range(kb) for i in range(qb)]
+        lines = [VECTOR_HEADER.format(v=self.v)]
+        lines.append("static inline void tile(const float* restrict x, const float* restrict w, "
+                     "float* restrict y, const long* g, const unsigned char* rowmask, long p) {")
+        lines.append("  const long Cgb = g[2], Hp = g[4], Wp = g[5], R = g[6], S = g[7], Qp = g[9], sh = g[10], "
+                     "sw = g[11], dh = g[12], dw = g[13], Cg = g[14], P = g[8];")
+        lines.append("  const long swv = sw * V; (void)swv; const long wks = Cgb * R * S * V * V;")
+        lines.append(f"  vf {', '.join(acc)};")
+        lines.append("  " + " ".join(f"{a} = (vf){{0}};" for a in acc))
+        lines.append("  for (long cb = 0; cb < Cgb; cb++) {")
+        lines.append("    const long cvn = (Cg - cb * V) < V ? (Cg - cb * V) : V;")
+        lines.append("    for (long r = 0; r < R; r++) {")
+        lines.append("      const long row = p * sh + r * dh;")
+        lines.append("      if (!rowmask[row]) continue;")
+        lines.append("      const float* xr = x + (cb * Hp + row) * Wp * V;")
+        lines.append("      const float* wr = w + (cb * R + r) * S * V * V;")
+        lines.append("      for (long s = 0; s < S; s++) {")
+        lines.append("        const float* xs = xr + s * dw * V;")
+        lines.append("        const float* ws = wr + s * V * V;")
+        lines.append("        for (long cv = 0; cv < cvn; cv++) {")
+        for j in range(kb):
+            lines.append(f"          const vf w{j} = vld(ws + {j} * wks + cv * V);")
+        for i in range(qb):
+            lines.append(f"          {{ const float xv = xs[{i} * {sw} + cv];")
+            for j in range(kb):
+                lines.append(f"            a{j}_{i} += w{j} * xv;")
+            lines.append("          }")
+        lines.append("        }\n      }\n    }\n  }")
+        for j in range(kb):
+            for i in range(qb):
+                lines.append(f"  vst(y + {j} * P * Qp * V + {i} * V, a{j}_{i});")
+        lines.append("}")
+        lines.append(f"""
+/* x [N][G][Cgb][Hp][Wp][V], w [G][Kgp][Cgb][R][S][V][V], y [N][G][Kgp][P][Qp][V]; Kgp % {kb} == 0, Qp % {qb} == 0 */
+void {self.symbol}(const float* restrict x, const float* restrict w, float* restrict y, const long* g,
+                 const unsigned char* rowmask) {{
+  const long N = g[0], G = g[1], Cgb = g[2], Kgp = g[3], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8],
+             Qp = g[9], sw = g[11];
+  const long kgroups = Kgp / {kb}, qblocks = Qp / {qb}, tasks = N * G * kgroups * P;
+  #pragma omp parallel for schedule(static)
+  for (long t = 0; t < tasks; t++) {{
+    const long p = t % P, kg = (t / P) % kgroups, gg = (t / P / kgroups) % G, n = t / P / kgroups / G;
+    const float* xn = x + (n * G + gg) * Cgb * Hp * Wp * V;
+    const float* wk = w + (gg * Kgp + kg * {kb}) * Cgb * R * S * V * V;
+    float* yk = y + (((n * G + gg) * Kgp + kg * {kb}) * P + p) * Qp * V;
+    for (long qb = 0; qb < qblocks; qb++)
+      tile(xn + qb * {qb} * sw * V, wk, yk + qb * {qb} * V, g, rowmask, p);
+  }}
+}}
+""")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class WgradCore:
+    v: int
+    nb: int
+    qb: int
+    kb: int
+
+    symbol = "cf_conv_wgrad"
+
+    def source(self) -> str:
+        nb, qb, kb = self.nb, self.qb, self.kb
+        acc = [f"a{j}_{m}_{i}" for j in range(kb) for m in range(nb) for i in range(qb)]
+        lines = [VECTOR_HEADER.format(v=self.v)]
+        lines.append("static inline void tile(const float* restrict x, const float* restrict w, "
+                     "float* restrict y, const long* g, const unsigned char* rowmask, long p, long r0, "
+                     "long r1, int first) {")
+        lines.append("  const long Cc = g[2], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8], Qp = g[9], "
+                     "sh = g[10], sw = g[11], dh = g[12], dw = g[13], Np = g[15];")
+        lines.append(f"  const long wks = Cc * R * S * V, yks = Np * P * Qp * V, swn = sw * {nb}; (void)Cc;")
+        lines.append(f"  vf {', '.join(acc)};")
+        for j in range(kb):
+            for m in range(nb):
+                for i in range(qb):
+                    lines.append(f"  a{j}_{m}_{i} = first ? (vf){{0}} : vld(y + {j} * yks + ({m} * P * Qp + {i}) * V);")
+        lines.append("  for (long r = r0; r < r1; r++) {")
+        lines.append("    const long row = p * sh + r * dh;")
+        lines.append("    if (!rowmask[row]) continue;")
+        lines.append(f"    const float* xr = x + row * Wp * {nb};")
+        lines.append("    const float* wr = w + r * S * V;")
+        lines.append("    for (long s = 0; s < S; s++) {")
+        lines.append(f"      const float* xs = xr + s * dw * {nb};")
+        for j in range(kb):
+            lines.append(f"      const vf w{j} = vld(wr + {j} * wks + s * V);")
+        for i in range(qb):
+            for m in range(nb):
+                lines.append(f"      {{ const float xv = xs[{i} * swn + {m}];")
+                for j in range(kb):
+                    lines.append(f"        a{j}_{m}_{i} += w{j} * xv;")
+                lines.append("      }")
+        lines.append("    }\n  }")
+        for j in range(kb):
+            for m in range(nb):
+                for i in range(qb):
+                    lines.append(f"  vst(y + {j} * yks + ({m} * P * Qp + {i}) * V, a{j}_{m}_{i});")
+        lines.append("}")
+        lines.append(f"""
+/* x [G][NBLK][Cc][Hp][Wp][{nb}], w [G][Kgp][Cc][R][S][V], y [G][Kgp][Np][P][Qp][V], Np = NBLK*{nb};
+   the reduction over (c, r) runs in chunks of g[16] rows so both operands' chunks stay in cache. */
+void {self.symbol}(const float* restrict x, const float* restrict w, float* restrict y, const long* g,
+                 const unsigned char* rowmask) {{
+  const long G = g[1], Cc = g[2], Kgp = g[3], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8], Qp = g[9],
+             Np = g[15], RT = g[16];
+  const long nblk = Np / {nb}, kgroups = Kgp / {kb}, qblocks = Qp / {qb};
+  const long tasks = G * kgroups * nblk * P * qblocks;
+  #pragma omp parallel
+  for (long c = 0; c < Cc; c++)
+    for (long r0 = 0; r0 < R; r0 += RT) {{
+      const long r1 = r0 + RT < R ? r0 + RT : R;
+      /* a static schedule gives every thread the same tasks in every chunk: no barrier needed */
+      #pragma omp for schedule(static) nowait
+      for (long t = 0; t < tasks; t++) {{
+        const long qbk = t % qblocks, p = (t / qblocks) % P, nbk = (t / qblocks / P) % nblk;
+        const long kg = (t / qblocks / P / nblk) % kgroups, gg = t / qblocks / P / nblk / kgroups;
+        const float* xc = x + (((gg * nblk + nbk) * Cc + c) * Hp * Wp) * {nb} + qbk * {qb} * g[11] * {nb};
+        const float* wc = w + ((gg * Kgp + kg * {kb}) * Cc + c) * R * S * V;
+        float* yt = y + ((((gg * Kgp + kg * {kb}) * Np + nbk * {nb}) * P + p) * Qp + qbk * {qb}) * V;
+        tile(xc, wc, yt, g, rowmask, p, r0, r1, c == 0 && r0 == 0);
+      }}
+    }}
+}}
+""")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class GemmCore:
+    v: int
+    mr: int
+    nr: int  # vectors per row of the register block
+
+    symbol = "cf_gemm"
+
+    def source(self) -> str:
+        mr, nr = self.mr, self.nr
+        acc = [f"c{i}_{j}" for i in range(mr) for j in range(nr)]
+        body = [VECTOR_HEADER.format(v=self.v)]
+        body.append(f"""
+/* C [G][Mp][Np] = A [G][Mp][K] @ B [G][K][Np];  Mp % {mr} == 0, Np % ({nr} * V) == 0 */
+void {self.symbol}(const float* restrict a, const float* restrict b, float* restrict c, const long* g,
+             const unsigned char* unused) {{
+  (void)unused;
+  const long G = g[0], Mp = g[1], Np = g[2], K = g[3];
+  const long mblocks = Mp / {mr}, nblocks = Np / ({nr} * V), tasks = G * nblocks * mblocks;
+  #pragma omp parallel for schedule(static)
+  for (long t = 0; t < tasks; t++) {{
+    const long mb = t % mblocks, nbk = (t / mblocks) % nblocks, gg = t / mblocks / nblocks;
+    const float* ap = a + (gg * Mp + mb * {mr}) * K;
+    const float* bp = b + gg * K * Np + nbk * {nr} * V;
+    float* cp = c + (gg * Mp + mb * {mr}) * Np + nbk * {nr} * V;
+    vf {', '.join(acc)};
+    {' '.join(f'{x} = (vf){{0}};' for x in acc)}
+    for (long k = 0; k < K; k++) {{""")
+        for j in range(nr):
+            body.append(f"      const vf b{j} = vld(bp + k * Np + {j} * V);")
+        for i in range(mr):
+            body.append(f"      {{ const float av = ap[{i} * K + k];")
+            for j in range(nr):
+                body.append(f"        c{i}_{j} += b{j} * av;")
+            body.append("      }")
+        body.append("    }")
+        for i in range(mr):
+            for j in range(nr):
+                body.append(f"    vst(cp + {i} * Np + {j} * V, c{i}_{j});")
+        body.append("  }\n}\n")
+        return "\n".join(body)

@@ -1,0 +1,298 @@
+"""Lower a plan + config to a host program: generated C glue, compute cores and a call list.
+
+Per stage:
+- `Transform`  one gather loop of its composed map; when its result feeds exactly one conv-core
+               operand it is fused into that operand's pack instead (one pass, no scratch).
+- `ZeroFill`   one store loop over its map.
+- `ScatterAdd` clear the destination, then one accumulating loop (col2im).
+- `Gemm`       pack A and B through their views (padded to the register block), `cf_gemm`, then
+               scatter C through its view.
+- `ConvCore`   pack x and w through their views into blocked, zero-padded buffers, run the `fwd`
+               or `wgrad` core, scatter the blocked result through y's view (e.g. the stride-phase
+               interleave). Which core and which register block is the stage's config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...layouts import Condition, Expr, IndexMap
+from ...plan import ConvCore, Gemm, Operand, Plan, ScatterAdd, Transform, ZeroFill
+from .cores import FwdCore, GemmCore, WgradCore
+from .emit import MINMAX, PRELUDE, Copy, copy_loop, row_major_offset
+from .space import Knob, Space
+
+REGISTERS = 32  # zmm/ymm registers; the accumulator block plus loaded operands must fit
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+# ---------------------------------------------------------------------- config spaces
+def fwd_space(v: int) -> Space:
+    return Space("conv_fwd", (
+        Knob("core", ("fwd",)),
+        Knob("qb", (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 24, 28), "output columns per register block"),
+        Knob("kb", (1, 2, 3, 4), f"output channel blocks of {v} per register block"),
+    ), lambda c: c["qb"] * c["kb"] + c["kb"] <= REGISTERS - 1)
+
+
+def wgrad_space(v: int) -> Space:
+    return Space("conv_wgrad", (
+        Knob("core", ("wgrad",)),
+        Knob("nb", (1, 2, 3, 4, 6, 8, 12), "core-batch rows (dW input channels) per register block"),
+        Knob("qb", (1, 2, 3, 4, 5, 7), "output taps per register block"),
+        Knob("kb", (1, 2), f"output channel blocks of {v} per register block"),
+        Knob("rows", (0, 1, 2, 4, 8, 16, 32), "reduction rows per cache chunk (0 = derived from L2 size)"),
+    ), lambda c: 2 <= c["nb"] * c["qb"] * c["kb"] <= 28 or c["nb"] * c["qb"] * c["kb"] == 1)
+
+
+def gemm_space() -> Space:
+    return Space("gemm", (Knob("mr", (1, 2, 4, 6, 8)), Knob("nr", (1, 2, 3))),
+                 lambda c: c["mr"] * c["nr"] + c["nr"] <= REGISTERS - 2)
+
+
+def stage_spaces(stage, v: int) -> dict[str, Space]:
+    if isinstance(stage, ConvCore):
+        return {"fwd": fwd_space(v), "wgrad": wgrad_space(v)}
+    if isinstance(stage, Gemm):
+        return {"gemm": gemm_space()}
+    return {}
+
+
+def _best(space: Space, cost) -> dict:
+    return min(space, key=cost)
+
+
+def default_stage_config(stage, v: int) -> dict | None:
+    """The heuristic: the register block with the best ratio of FMAs to loads, with little padding."""
+    if isinstance(stage, Gemm):
+        return {"mr": 6, "nr": 2 if stage.n > v else 1}
+    if not isinstance(stage, ConvCore):
+        return None
+    g = stage.geometry
+    kgb = ceil_div(g.k // g.groups, v)
+    if g.r * g.s > g.p * g.q:  # the weight-gradient shape: a huge filter, a tiny output
+        def wcost(c):
+            waste = (ceil_div(g.n, c["nb"]) * c["nb"] / g.n) * (ceil_div(g.q, c["qb"]) * c["qb"] / g.q) \
+                * (ceil_div(kgb, c["kb"]) * c["kb"] / kgb)
+            block = c["nb"] * c["qb"] * c["kb"]
+            return waste * (1 + 4 / block + c["kb"] / (c["nb"] * c["qb"] * c["kb"])), c["rows"] != 0
+        return _best(wgrad_space(v), wcost)
+
+    def fcost(c):
+        waste = (ceil_div(g.q, c["qb"]) * c["qb"] / g.q) * (ceil_div(kgb, c["kb"]) * c["kb"] / kgb)
+        return waste * (1 + 6 / (c["qb"] * c["kb"]) + 0.5 / c["kb"]), -c["kb"]
+    return _best(fwd_space(v), fcost)
+
+
+# ---------------------------------------------------------------------- the program
+@dataclass
+class Call:
+    library: str  # "glue" or the key of a core in Program.cores
+    symbol: str
+    buffers: tuple[str, ...]
+    params: np.ndarray | None = None  # int64 geometry for a core
+    mask: np.ndarray | None = None  # uint8 row mask for a core
+
+
+@dataclass
+class Program:
+    glue: list[str] = field(default_factory=list)
+    cores: dict[str, str] = field(default_factory=dict)
+    scratch: dict[str, int] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    stage_configs: list[dict] = field(default_factory=list)
+
+    @property
+    def glue_source(self) -> str:
+        return PRELUDE + MINMAX + "\n".join(self.glue)
+
+    def copy(self, copy: Copy, dst: str, src: str) -> None:
+        name = f"cf_copy_{len(self.glue)}"
+        self.glue.append(copy_loop(name, copy))
+        self.calls.append(Call("glue", name, (dst, src)))
+
+    def buffer(self, name: str, elements: int) -> str:
+        self.scratch[name] = elements
+        return name
+
+    def core(self, core, a: str, b: str, c: str, params: list[int], mask: np.ndarray | None) -> None:
+        source = core.source()
+        key = f"{type(core).__name__}:{core}"
+        self.cores[key] = source
+        self.calls.append(Call(key, core.symbol, (a, b, c), np.asarray(params, dtype=np.int64),
+                               np.ones(1, np.uint8) if mask is None else mask.astype(np.uint8)))
+
+
+def _fuse_transforms(plan: Plan) -> list:
+    """Fold a Transform whose scratch result is read once, by a conv-core operand, into that read."""
+    stages = list(plan.stages)
+    scratch = {b.name for b in plan.buffers if b.role == "scratch"}
+
+    def readers(name):
+        found = []
+        for i, s in enumerate(stages):
+            if isinstance(s, ConvCore):
+                found += [(i, role) for role in ("x", "w") if getattr(s, role).buffer == name]
+            elif isinstance(s, Gemm):
+                found += [(i, role) for role in ("a", "b") if getattr(s, role).buffer == name]
+            elif isinstance(s, (Transform, ScatterAdd)) and s.src == name:
+                found.append((i, "src"))
+        return found
+
+    for t in [s for s in stages if isinstance(s, Transform) and s.dst in scratch]:
+        found = readers(t.dst)
+        if len(found) == 1 and isinstance(stages[found[0][0]], ConvCore):
+            i, role = found[0]
+            operand = getattr(stages[i], role)
+            stages[i] = dataclasses.replace(stages[i], **{role: Operand(t.src, t.index_map.then(operand.view))})
+            stages.remove(t)
+    return stages
+
+
+def _spatial(g, hp: int, wp: int):
+    """Packed row/column -> logical input row/column, with input dilation and padding as conditions."""
+    def axis(x: Expr, off: int, dil: int):
+        shifted = x - off
+        if dil == 1:
+            return shifted, []
+        return shifted // dil, [Condition(shifted % dil, 0, 1)]
+    return axis
+
+
+def _row_mask(g, hp: int, trim: bool) -> np.ndarray:
+    rows = np.arange(hp) - g.offset[0]
+    ih = g.input_dilation[0]
+    valid = (rows % ih == 0) & (rows // ih >= 0) & (rows // ih < g.h)
+    return valid if trim else np.ones(hp, dtype=bool)
+
+
+def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) -> None:
+    g = stage.geometry
+    groups, cg, kg = g.groups, g.c // g.groups, g.k // g.groups
+    kgb = ceil_div(kg, v)
+    kb, qb = config["kb"], config["qb"]
+    kgp, qp = ceil_div(kgb, kb) * kb, ceil_div(g.q, qb) * qb
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    hp, wp = (g.p - 1) * sh + (g.r - 1) * dh + 1, (qp - 1) * sw + (g.s - 1) * dw + 1
+    axis = _spatial(g, hp, wp)
+    mask = _row_mask(g, hp, stage.trim)
+
+    def x_rows(h, w):
+        hh, ch = axis(h, g.offset[0], g.input_dilation[0])
+        ww, cw = axis(w, g.offset[1], g.input_dilation[1])
+        return hh, ww, ch + cw
+
+    def tail(expr: Expr, limit: int, blocked: int) -> list[Condition]:
+        return [Condition(expr, 0, limit)] if blocked != limit else []
+
+    if config["core"] == "fwd":
+        cgb = ceil_div(cg, v)
+
+        def x_fn(n, gg, cb, h, w, c):
+            hh, ww, conds = x_rows(h, w)
+            return (n, gg * cg + cb * v + c, hh, ww), conds + tail(cb * v + c, cg, cgb * v)
+        x_map = IndexMap.build((g.n, groups, cgb, hp, wp, v), g.x_shape, x_fn, "pack NCHW[v]c padded")
+
+        def w_fn(gg, kbk, cb, r, s, c, k):
+            return (gg * kg + kbk * v + k, cb * v + c, r, s), tail(kbk * v + k, kg, kgp * v) + tail(
+                cb * v + c, cg, cgb * v)
+        w_map = IndexMap.build((groups, kgp, cgb, g.r, g.s, v, v), g.w_shape, w_fn, "pack OIhw[v]i[v]o")
+        core = FwdCore(v, qb, kb, sw == 1)
+        params = [g.n, groups, cgb, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg]
+
+        def y_offset(n, k, p, q):
+            return row_major_offset((n, k // kg, (k % kg) // v, p, q, (k % kg) % v), (g.n, groups, kgp, g.p, qp, v))
+        y_elements = g.n * groups * kgp * g.p * qp * v
+    else:
+        nb, rows = config["nb"], config["rows"]
+        nblk = ceil_div(g.n, nb)
+        np_ = nblk * nb
+
+        def x_fn(gg, nbk, c, h, w, m):
+            hh, ww, conds = x_rows(h, w)
+            return (nbk * nb + m, gg * cg + c, hh, ww), conds
+        x_map = IndexMap.build((groups, nblk, cg, hp, wp, nb), g.x_shape, x_fn, "pack C[nb]HW padded")
+
+        def w_fn(gg, kbk, c, r, s, k):
+            return (gg * kg + kbk * v + k, c, r, s), tail(kbk * v + k, kg, kgp * v)
+        w_map = IndexMap.build((groups, kgp, cg, g.r, g.s, v), g.w_shape, w_fn, "pack K[v]-blocked")
+        core = WgradCore(v, nb, qb, kb)
+        if rows == 0:  # keep one chunk of both operands (all k, all n) near 512 KiB
+            per_row = (kgp * v * g.s + np_ * wp * dh) * 4
+            rows = max(1, min(g.r, (512 * 1024) // max(1, per_row)))
+        params = [g.n, groups, cg, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg, np_, rows]
+
+        def y_offset(n, k, p, q):
+            return row_major_offset((k // kg, (k % kg) // v, n, p, q, (k % kg) % v), (groups, kgp, np_, g.p, qp, v))
+        y_elements = groups * kgp * np_ * g.p * qp * v
+
+    xs = prog.buffer(f"s{i}_x", x_map.elements)
+    ws = prog.buffer(f"s{i}_w", w_map.elements)
+    ys = prog.buffer(f"s{i}_y", y_elements)
+    prog.copy(Copy.gather(stage.x.view.then(x_map)), xs, stage.x.buffer)
+    prog.copy(Copy.gather(stage.w.view.then(w_map)), ws, stage.w.buffer)
+    prog.core(core, xs, ws, ys, params, mask)
+    view = stage.y.view
+    prog.copy(Copy.scatter(view, y_offset(*[Expr.var(a, e) for a, e in enumerate(view.out_shape)])),
+              stage.y.buffer, ys)
+
+
+def _lower_gemm(prog: Program, i: int, stage: Gemm, config: dict, v: int) -> None:
+    mr, nr = config["mr"], config["nr"]
+    mp, np_ = ceil_div(stage.m, mr) * mr, ceil_div(stage.n, nr * v) * nr * v
+    shape_a, shape_b = (stage.groups, mp, stage.k), (stage.groups, stage.k, np_)
+    pad_a = IndexMap.build(shape_a, stage.a.view.out_shape, lambda gg, m, k: (gg, m, k), "pad M")
+    pad_b = IndexMap.build(shape_b, stage.b.view.out_shape, lambda gg, k, n: (gg, k, n), "pad N")
+    a = prog.buffer(f"s{i}_a", math.prod(shape_a))
+    b = prog.buffer(f"s{i}_b", math.prod(shape_b))
+    c = prog.buffer(f"s{i}_c", stage.groups * mp * np_)
+    prog.copy(Copy.gather(stage.a.view.then(pad_a)), a, stage.a.buffer)
+    prog.copy(Copy.gather(stage.b.view.then(pad_b)), b, stage.b.buffer)
+    prog.core(GemmCore(v, mr, nr), a, b, c, [stage.groups, mp, np_, stage.k], None)
+    view = stage.c.view
+    gv, mv, nv = (Expr.var(a_, e) for a_, e in enumerate(view.out_shape))
+    prog.copy(Copy.scatter(view, row_major_offset((gv, mv, nv), (stage.groups, mp, np_))), stage.c.buffer, c)
+
+
+def lower(plan: Plan, stage_configs: list[dict | None] | None, v: int) -> Program:
+    """The program for `plan`; `stage_configs[i]` configures the i-th stage after fusion (None: heuristic)."""
+    prog = Program()
+    stages = _fuse_transforms(plan)
+    configs = list(stage_configs) if stage_configs is not None else [None] * len(stages)
+    if len(configs) != len(stages):
+        raise ValueError(f"config has {len(configs)} stage entries, the lowered plan has {len(stages)} stages")
+    shapes = {b.name: b.shape for b in plan.buffers}
+    for i, (stage, config) in enumerate(zip(stages, configs)):
+        spaces = stage_spaces(stage, v)
+        if config is None:
+            config = default_stage_config(stage, v)
+        elif spaces:
+            kind = config.get("core", "gemm")
+            if kind not in spaces:
+                raise ValueError(f"stage {i}: unknown core {kind!r}; choose one of {sorted(spaces)}")
+            config = spaces[kind].check(config)
+        prog.stage_configs.append(config or {})
+        if isinstance(stage, Transform):
+            prog.copy(Copy.gather(stage.index_map), stage.dst, stage.src)
+        elif isinstance(stage, ZeroFill):
+            prog.copy(Copy.scatter(stage.index_map, None), stage.dst, stage.dst)
+        elif isinstance(stage, ScatterAdd):
+            shape = shapes[stage.dst]
+            prog.copy(Copy.scatter(IndexMap.identity(shape), None), stage.dst, stage.dst)
+            m = stage.index_map
+            src = row_major_offset([Expr.var(a, e) for a, e in enumerate(m.out_shape)], m.out_shape)
+            prog.copy(Copy.scatter(m, src, accumulate=True), stage.dst, stage.src)
+        elif isinstance(stage, Gemm):
+            _lower_gemm(prog, i, stage, config, v)
+        elif isinstance(stage, ConvCore):
+            _lower_conv(prog, i, stage, config, v)
+        else:  # pragma: no cover - the stage kinds are closed
+            raise TypeError(f"cannot lower {stage!r}")
+    return prog
