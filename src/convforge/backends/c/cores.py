@@ -5,7 +5,7 @@ zero padding materialized, block tails zero), so its inner loops never test boun
 and dilations arrive at run time in a `long` array; only the register block (and unit stride) is
 baked in, so one compiled core serves every problem with the same configuration.
 
-- `fwd`   y[n][kb][p][q][V] += x[n][cb][p*sh+r*dh][q*sw+s*dw][c] * w[kb][cb][r][s][c][V]: the
+- `fwd`   y[n][kb][p][q][V] += x[n][cb][p*sh+r*dh][q*sw+s*dw][c] * w[kb][cb][c][r][s][V]: the
           oneDNN-style direct conv, an output register block of QB columns x KB channel blocks,
           broadcast-FMA over input channels, OpenMP over (n, group, k-block group, output row).
 - `wgrad` the weight-gradient shape of the same conv (big filter = the batch's dY, tiny output):
@@ -54,13 +54,13 @@ class FwdCore:
         lines.append("      const long row = p * sh + r * dh;")
         lines.append("      if (!rowmask[row]) continue;")
         lines.append("      const float* xr = x + (cb * Hp + row) * Wp * V;")
-        lines.append("      const float* wr = w + (cb * R + r) * S * V * V;")
+        lines.append("      const float* wr = w + (cb * V * R + r) * S * V;")
         lines.append("      for (long s = 0; s < S; s++) {")
         lines.append("        const float* xs = xr + s * dw * V;")
-        lines.append("        const float* ws = wr + s * V * V;")
+        lines.append("        const float* ws = wr + s * V;")
         lines.append("        for (long cv = 0; cv < cvn; cv++) {")
         for j in range(kb):
-            lines.append(f"          const vf w{j} = vld(ws + {j} * wks + cv * V);")
+            lines.append(f"          const vf w{j} = vld(ws + {j} * wks + cv * R * S * V);")
         for i in range(qb):
             lines.append(f"          {{ const float xv = xs[{i} * {sw} + cv];")
             for j in range(kb):
@@ -72,7 +72,7 @@ class FwdCore:
                 lines.append(f"  vst(y + {j} * P * Qp * V + {i} * V, a{j}_{i});")
         lines.append("}")
         lines.append(f"""
-/* x [N][G][Cgb][Hp][Wp][V], w [G][Kgp][Cgb][R][S][V][V], y [N][G][Kgp][P][Qp][V]; Kgp % {kb} == 0, Qp % {qb} == 0 */
+/* x [N][G][Cgb][Hp][Wp][V], w [G][Kgp][Cgb][V][R][S][V], y [N][G][Kgp][P][Qp][V]; Kgp % {kb} == 0, Qp % {qb} == 0 */
 void {self.symbol}(const float* restrict x, const float* restrict w, float* restrict y, const long* g,
                  const unsigned char* rowmask) {{
   const long N = g[0], G = g[1], Cgb = g[2], Kgp = g[3], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8],

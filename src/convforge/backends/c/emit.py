@@ -22,6 +22,74 @@ static inline long cf_floordiv(long a, long b) { long q = a / b; return q - ((a 
 static inline long cf_floormod(long a, long b) { long r = a % b; return r + ((r != 0) & ((r < 0) != (b < 0))) * b; }
 """
 
+TILE_HELPERS = """
+#ifdef __AVX512F__
+#include <immintrin.h>
+/* 16x16 transpose in registers: at each scale d swap the off-diagonal d x d blocks. */
+static inline __attribute__((always_inline)) void cf_transpose16(__m512 r[16]) {
+  const __m512i lo8 = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+  const __m512i hi8 = _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  const __m512i lo4 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+  const __m512i hi4 = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+  const __m512i lo2 = _mm512_setr_epi32(0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+  const __m512i hi2 = _mm512_setr_epi32(2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+  const __m512i lo1 = _mm512_setr_epi32(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+  const __m512i hi1 = _mm512_setr_epi32(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+  { const __m512 a = r[0], b = r[8]; r[0] = _mm512_permutex2var_ps(a, lo8, b); r[8] = _mm512_permutex2var_ps(a, hi8, b); }
+  { const __m512 a = r[1], b = r[9]; r[1] = _mm512_permutex2var_ps(a, lo8, b); r[9] = _mm512_permutex2var_ps(a, hi8, b); }
+  { const __m512 a = r[2], b = r[10]; r[2] = _mm512_permutex2var_ps(a, lo8, b); r[10] = _mm512_permutex2var_ps(a, hi8, b); }
+  { const __m512 a = r[3], b = r[11]; r[3] = _mm512_permutex2var_ps(a, lo8, b); r[11] = _mm512_permutex2var_ps(a, hi8, b); }
+  { const __m512 a = r[4], b = r[12]; r[4] = _mm512_permutex2var_ps(a, lo8, b); r[12] = _mm512_permutex2var_ps(a, hi8, b); }
+  { const __m512 a = r[5], b = r[13]; r[5] = _mm512_permutex2var_ps(a, lo8, b); r[13] = _mm512_permutex2var_ps(a, hi8, b); }
+  { const __m512 a = r[6], b = r[14]; r[6] = _mm512_permutex2var_ps(a, lo8, b); r[14] = _mm512_permutex2var_ps(a, hi8, b); }
+  { const __m512 a = r[7], b = r[15]; r[7] = _mm512_permutex2var_ps(a, lo8, b); r[15] = _mm512_permutex2var_ps(a, hi8, b); }
+  { const __m512 a = r[0], b = r[4]; r[0] = _mm512_permutex2var_ps(a, lo4, b); r[4] = _mm512_permutex2var_ps(a, hi4, b); }
+  { const __m512 a = r[1], b = r[5]; r[1] = _mm512_permutex2var_ps(a, lo4, b); r[5] = _mm512_permutex2var_ps(a, hi4, b); }
+  { const __m512 a = r[2], b = r[6]; r[2] = _mm512_permutex2var_ps(a, lo4, b); r[6] = _mm512_permutex2var_ps(a, hi4, b); }
+  { const __m512 a = r[3], b = r[7]; r[3] = _mm512_permutex2var_ps(a, lo4, b); r[7] = _mm512_permutex2var_ps(a, hi4, b); }
+  { const __m512 a = r[8], b = r[12]; r[8] = _mm512_permutex2var_ps(a, lo4, b); r[12] = _mm512_permutex2var_ps(a, hi4, b); }
+  { const __m512 a = r[9], b = r[13]; r[9] = _mm512_permutex2var_ps(a, lo4, b); r[13] = _mm512_permutex2var_ps(a, hi4, b); }
+  { const __m512 a = r[10], b = r[14]; r[10] = _mm512_permutex2var_ps(a, lo4, b); r[14] = _mm512_permutex2var_ps(a, hi4, b); }
+  { const __m512 a = r[11], b = r[15]; r[11] = _mm512_permutex2var_ps(a, lo4, b); r[15] = _mm512_permutex2var_ps(a, hi4, b); }
+  { const __m512 a = r[0], b = r[2]; r[0] = _mm512_permutex2var_ps(a, lo2, b); r[2] = _mm512_permutex2var_ps(a, hi2, b); }
+  { const __m512 a = r[1], b = r[3]; r[1] = _mm512_permutex2var_ps(a, lo2, b); r[3] = _mm512_permutex2var_ps(a, hi2, b); }
+  { const __m512 a = r[4], b = r[6]; r[4] = _mm512_permutex2var_ps(a, lo2, b); r[6] = _mm512_permutex2var_ps(a, hi2, b); }
+  { const __m512 a = r[5], b = r[7]; r[5] = _mm512_permutex2var_ps(a, lo2, b); r[7] = _mm512_permutex2var_ps(a, hi2, b); }
+  { const __m512 a = r[8], b = r[10]; r[8] = _mm512_permutex2var_ps(a, lo2, b); r[10] = _mm512_permutex2var_ps(a, hi2, b); }
+  { const __m512 a = r[9], b = r[11]; r[9] = _mm512_permutex2var_ps(a, lo2, b); r[11] = _mm512_permutex2var_ps(a, hi2, b); }
+  { const __m512 a = r[12], b = r[14]; r[12] = _mm512_permutex2var_ps(a, lo2, b); r[14] = _mm512_permutex2var_ps(a, hi2, b); }
+  { const __m512 a = r[13], b = r[15]; r[13] = _mm512_permutex2var_ps(a, lo2, b); r[15] = _mm512_permutex2var_ps(a, hi2, b); }
+  { const __m512 a = r[0], b = r[1]; r[0] = _mm512_permutex2var_ps(a, lo1, b); r[1] = _mm512_permutex2var_ps(a, hi1, b); }
+  { const __m512 a = r[2], b = r[3]; r[2] = _mm512_permutex2var_ps(a, lo1, b); r[3] = _mm512_permutex2var_ps(a, hi1, b); }
+  { const __m512 a = r[4], b = r[5]; r[4] = _mm512_permutex2var_ps(a, lo1, b); r[5] = _mm512_permutex2var_ps(a, hi1, b); }
+  { const __m512 a = r[6], b = r[7]; r[6] = _mm512_permutex2var_ps(a, lo1, b); r[7] = _mm512_permutex2var_ps(a, hi1, b); }
+  { const __m512 a = r[8], b = r[9]; r[8] = _mm512_permutex2var_ps(a, lo1, b); r[9] = _mm512_permutex2var_ps(a, hi1, b); }
+  { const __m512 a = r[10], b = r[11]; r[10] = _mm512_permutex2var_ps(a, lo1, b); r[11] = _mm512_permutex2var_ps(a, hi1, b); }
+  { const __m512 a = r[12], b = r[13]; r[12] = _mm512_permutex2var_ps(a, lo1, b); r[13] = _mm512_permutex2var_ps(a, hi1, b); }
+  { const __m512 a = r[14], b = r[15]; r[14] = _mm512_permutex2var_ps(a, lo1, b); r[15] = _mm512_permutex2var_ps(a, hi1, b); }
+}
+/* dst[j*db + i] = src[i*sa + j] for i < rows, j < cols (both <= 16). */
+static inline void cf_tile(float* restrict dst, long db, const float* restrict src, long sa, int rows, int cols) {
+  __m512 r[16];
+  if (rows == 16 && cols == 16) {
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * sa);
+    cf_transpose16(r);
+    for (int j = 0; j < 16; j++) _mm512_storeu_ps(dst + j * db, r[j]);
+    return;
+  }
+  const __mmask16 cm = (__mmask16)((1u << cols) - 1), rm = (__mmask16)((1u << rows) - 1);
+  for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(cm, src + i * sa) : _mm512_setzero_ps();
+  cf_transpose16(r);
+  for (int j = 0; j < cols; j++) _mm512_mask_storeu_ps(dst + j * db, rm, r[j]);
+}
+#else
+static inline void cf_tile(float* restrict dst, long db, const float* restrict src, long sa, int rows, int cols) {
+  for (int j = 0; j < cols; j++) for (int i = 0; i < rows; i++) dst[j * db + i] = src[i * sa + j];
+}
+#endif
+"""
+TILE = 16  # the transpose tile edge (one zmm of floats)
+
 PARALLEL_MIN_ELEMENTS = 1 << 14  # below this an OpenMP team costs more than it saves
 
 
@@ -60,6 +128,58 @@ class Copy:
         return Copy(view.out_shape, view.flat_offset(), src_offset, view.conditions, accumulate)
 
 
+def _coefficients(copy: Copy, axis: int) -> tuple[int | None, int | None]:
+    src = copy.src_offset.coefficient(axis) if copy.src_offset is not None else 0
+    return copy.dst_offset.coefficient(axis), src
+
+
+def _merge_axes(copy: Copy) -> Copy:
+    """Fuse neighbouring axes that both offsets walk contiguously (and no condition reads): longer runs."""
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(copy.shape) - 1):
+            j = i + 1
+            if any(c.expr.uses(i) or c.expr.uses(j) for c in copy.conditions):
+                continue
+            (di, si), (dj, sj) = _coefficients(copy, i), _coefficients(copy, j)
+            if None in (di, si, dj, sj) or di != dj * copy.shape[j] or si != sj * copy.shape[j]:
+                continue
+            shape = copy.shape[:i] + (copy.shape[i] * copy.shape[j],) + copy.shape[j + 1:]
+            new = [Expr.var(k if k < j else k - 1, e) for k, e in enumerate(copy.shape)]
+            new[i], new[j] = Expr.constant(0), Expr.var(i, shape[i])
+            sub = (lambda e: None if e is None else e.substitute(new))  # noqa: E731
+            copy = Copy(shape, sub(copy.dst_offset), sub(copy.src_offset),
+                        tuple(Condition(c.expr.substitute(new), c.lo, c.hi) for c in copy.conditions),
+                        copy.accumulate, copy.zero_first)
+            changed = True
+            break
+    return copy
+
+
+def _tile_pair(copy: Copy) -> tuple[int, int] | None:
+    """(a, b): a writes contiguously, b reads contiguously, and every condition on them is a plain
+    loop bound on one of the two. Then 16x16 tiles of (a, b) move through a register transpose."""
+    if copy.src_offset is None or copy.accumulate:
+        return None
+    rank = len(copy.shape)
+
+    def bounded(axis: int) -> bool:
+        return all(c.expr.coefficient(axis) in (1, -1) for c in copy.conditions if c.expr.uses(axis))
+    for a in range(rank):
+        da, sa = _coefficients(copy, a)
+        if da != 1 or sa in (None, 0, 1) or copy.shape[a] < 4 or not bounded(a):
+            continue
+        for b in range(rank):
+            db, sb = _coefficients(copy, b)
+            if b == a or sb != 1 or db in (None, 0) or copy.shape[b] < 4 or not bounded(b):
+                continue
+            if any(c.expr.uses(a) and c.expr.uses(b) for c in copy.conditions):
+                continue
+            return a, b
+    return None
+
+
 def _loop_order(copy: Copy) -> list[int]:
     rank = len(copy.shape)
     order = list(range(rank))
@@ -84,27 +204,34 @@ def _bound(cond: Condition, var: int, extent: int, names: list[str]) -> tuple[st
     return f"({rest}) - {cond.hi} + 1", f"({rest}) - {cond.lo} + 1"
 
 
-def copy_loop(name: str, copy: Copy, threads_hint: int = 2) -> str:
+def copy_loop(name: str, copy: Copy, threads_hint: int = 2, tiles: bool = True) -> str:
     """A C function `void name(float* dst, const float* src)` performing `copy`."""
+    copy = _merge_axes(copy)
     rank = len(copy.shape)
     names = [f"i{k}" for k in range(rank)]
-    order = _loop_order(copy)
+    pair = _tile_pair(copy) if tiles else None
+    if pair:
+        a, b = pair
+        order = [i for i in range(rank) if i not in pair] + [a, b]
+    else:
+        order = _loop_order(copy)
     depth_of = {axis: d for d, axis in enumerate(order)}
-    placed: dict[int, list[Condition]] = {d: [] for d in range(rank)}
-    bounds: dict[int, list[tuple[str, str]]] = {d: [] for d in range(rank)}
+    loops = len(order)
+    placed: dict[int, list[Condition]] = {d: [] for d in range(loops)}
+    bounds: dict[int, list[tuple[str, str]]] = {d: [] for d in range(loops)}
     for cond in copy.conditions:
         used = [i for i in range(rank) if cond.expr.uses(i)]
         if not used:
             continue
         deepest = max(used, key=lambda i: depth_of[i])
-        b = _bound(cond, deepest, copy.shape[deepest], names)
-        if b is not None:
-            bounds[depth_of[deepest]].append(b)
+        b_ = _bound(cond, deepest, copy.shape[deepest], names)
+        if b_ is not None:
+            bounds[depth_of[deepest]].append(b_)
         else:
             placed[depth_of[deepest]].append(cond)
     # fuse the outer loops that have plain bounds into one parallel loop
     fused, work = 0, 1
-    while fused < rank - 1 and not bounds[fused] and work < 8 * threads_hint:
+    while fused < loops - (2 if pair else 1) and not bounds[fused] and work < 8 * threads_hint:
         work *= copy.shape[order[fused]]
         fused += 1
     parallel = not copy.accumulate and math.prod(copy.shape) >= PARALLEL_MIN_ELEMENTS and fused > 0
@@ -129,21 +256,32 @@ def copy_loop(name: str, copy: Copy, threads_hint: int = 2) -> str:
         for d in range(fused):
             for cond in placed[d]:
                 lines.append(f"{indent}if (!({cond.to_c(names)})) continue;")
-    for d in range(fused, rank):
+    for d in range(fused, loops):
         axis = order[d]
-        lo = ["0"] + [b[0] for b in bounds[d]]
-        hi = [str(copy.shape[axis])] + [b[1] for b in bounds[d]]
+        lo = ["0"] + [b_[0] for b_ in bounds[d]]
+        hi = [str(copy.shape[axis])] + [b_[1] for b_ in bounds[d]]
         lo_c = lo[0] if len(lo) == 1 else _fold("CF_MAX", lo)
         hi_c = hi[0] if len(hi) == 1 else _fold("CF_MIN", hi)
         v = names[axis]
-        lines.append(f"{indent}for (long {v} = {lo_c}; {v} < {hi_c}; {v}++) {{")
+        step = f"{v} += {TILE}" if pair and axis in pair else f"{v}++"
+        if pair and axis in pair:
+            lines.append(f"{indent}const long {v}_end = {hi_c};")
+            hi_c = f"{v}_end"
+        lines.append(f"{indent}for (long {v} = {lo_c}; {v} < {hi_c}; {step}) {{")
         indent += "  "
         for cond in placed[d]:
             lines.append(f"{indent}if (!({cond.to_c(names)})) continue;")
-    value = "0.0f" if copy.src_offset is None else f"src[{copy.src_offset.to_c(names)}]"
-    op = "+=" if copy.accumulate else "="
-    lines.append(f"{indent}dst[{copy.dst_offset.to_c(names)}] {op} {value};")
-    closing = rank - fused + (1 if fused else 0)
+    if pair:
+        a, b = pair
+        db, sa = copy.dst_offset.coefficient(b), copy.src_offset.coefficient(a)
+        lines.append(f"{indent}cf_tile(&dst[{copy.dst_offset.to_c(names)}], {db}, "
+                     f"&src[{copy.src_offset.to_c(names)}], {sa}, (int)CF_MIN({TILE}, {names[a]}_end - {names[a]}), "
+                     f"(int)CF_MIN({TILE}, {names[b]}_end - {names[b]}));")
+    else:
+        value = "0.0f" if copy.src_offset is None else f"src[{copy.src_offset.to_c(names)}]"
+        op = "+=" if copy.accumulate else "="
+        lines.append(f"{indent}dst[{copy.dst_offset.to_c(names)}] {op} {value};")
+    closing = loops - fused + (1 if fused else 0)
     for _ in range(closing):
         indent = indent[:-2]
         lines.append(f"{indent}}}")

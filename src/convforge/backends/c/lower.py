@@ -23,7 +23,7 @@ import numpy as np
 from ...layouts import Condition, Expr, IndexMap
 from ...plan import ConvCore, Gemm, Operand, Plan, ScatterAdd, Transform, ZeroFill
 from .cores import FwdCore, GemmCore, WgradCore
-from .emit import MINMAX, PRELUDE, Copy, copy_loop, row_major_offset
+from .emit import MINMAX, PRELUDE, TILE_HELPERS, Copy, copy_loop, row_major_offset
 from .space import Knob, Space
 
 REGISTERS = 32  # zmm/ymm registers; the accumulator block plus loaded operands must fit
@@ -79,6 +79,8 @@ def default_stage_config(stage, v: int) -> dict | None:
     kgb = ceil_div(g.k // g.groups, v)
     if g.r * g.s > g.p * g.q:  # the weight-gradient shape: a huge filter, a tiny output
         def wcost(c):
+            if kgb % c["kb"] and c["kb"] > 1:
+                return float("inf"), 0
             waste = (ceil_div(g.n, c["nb"]) * c["nb"] / g.n) * (ceil_div(g.q, c["qb"]) * c["qb"] / g.q) \
                 * (ceil_div(kgb, c["kb"]) * c["kb"] / kgb)
             block = c["nb"] * c["qb"] * c["kb"]
@@ -86,6 +88,8 @@ def default_stage_config(stage, v: int) -> dict | None:
         return _best(wgrad_space(v), wcost)
 
     def fcost(c):
+        if kgb % c["kb"] and c["kb"] > 1:  # padded channel blocks cost FMAs and a slower weight pack
+            return float("inf"), 0
         waste = (ceil_div(g.q, c["qb"]) * c["qb"] / g.q) * (ceil_div(kgb, c["kb"]) * c["kb"] / kgb)
         return waste * (1 + 6 / (c["qb"] * c["kb"]) + 0.5 / c["kb"]), -c["kb"]
     return _best(fwd_space(v), fcost)
@@ -111,7 +115,7 @@ class Program:
 
     @property
     def glue_source(self) -> str:
-        return PRELUDE + MINMAX + "\n".join(self.glue)
+        return PRELUDE + MINMAX + TILE_HELPERS + "\n".join(self.glue)
 
     def copy(self, copy: Copy, dst: str, src: str) -> None:
         name = f"cf_copy_{len(self.glue)}"
@@ -200,15 +204,15 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
             return (n, gg * cg + cb * v + c, hh, ww), conds + tail(cb * v + c, cg, cgb * v)
         x_map = IndexMap.build((g.n, groups, cgb, hp, wp, v), g.x_shape, x_fn, "pack NCHW[v]c padded")
 
-        def w_fn(gg, kbk, cb, r, s, c, k):
+        def w_fn(gg, kbk, cb, c, r, s, k):
             return (gg * kg + kbk * v + k, cb * v + c, r, s), tail(kbk * v + k, kg, kgp * v) + tail(
                 cb * v + c, cg, cgb * v)
-        w_map = IndexMap.build((groups, kgp, cgb, g.r, g.s, v, v), g.w_shape, w_fn, "pack OIhw[v]i[v]o")
+        w_map = IndexMap.build((groups, kgp, cgb, v, g.r, g.s, v), g.w_shape, w_fn, "pack OI[v]ihw[v]o")
         core = FwdCore(v, qb, kb, sw == 1)
         params = [g.n, groups, cgb, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg]
 
-        def y_offset(n, k, p, q):
-            return row_major_offset((n, k // kg, (k % kg) // v, p, q, (k % kg) % v), (g.n, groups, kgp, g.p, qp, v))
+        def y_offset(n, gg, kbk, lane, p, q):
+            return row_major_offset((n, gg, kbk, p, q, lane), (g.n, groups, kgp, g.p, qp, v))
         y_elements = g.n * groups * kgp * g.p * qp * v
     else:
         nb, rows = config["nb"], config["rows"]
@@ -229,8 +233,8 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
             rows = max(1, min(g.r, (512 * 1024) // max(1, per_row)))
         params = [g.n, groups, cg, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg, np_, rows]
 
-        def y_offset(n, k, p, q):
-            return row_major_offset((k // kg, (k % kg) // v, n, p, q, (k % kg) % v), (groups, kgp, np_, g.p, qp, v))
+        def y_offset(n, gg, kbk, lane, p, q):
+            return row_major_offset((gg, kbk, n, p, q, lane), (groups, kgp, np_, g.p, qp, v))
         y_elements = groups * kgp * np_ * g.p * qp * v
 
     xs = prog.buffer(f"s{i}_x", x_map.elements)
@@ -239,9 +243,13 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
     prog.copy(Copy.gather(stage.x.view.then(x_map)), xs, stage.x.buffer)
     prog.copy(Copy.gather(stage.w.view.then(w_map)), ws, stage.w.buffer)
     prog.core(core, xs, ws, ys, params, mask)
-    view = stage.y.view
-    prog.copy(Copy.scatter(view, y_offset(*[Expr.var(a, e) for a, e in enumerate(view.out_shape)])),
-              stage.y.buffer, ys)
+    # scatter over (n, group, k block, lane, p, q) so both offsets stay affine (transpose tiles apply)
+    split = IndexMap.build((g.n, groups, kgp, v, g.p, g.q), g.y_shape,
+                           lambda n, gg, kbk, lane, p, q: ((n, gg * kg + kbk * v + lane, p, q),
+                                                           tail(kbk * v + lane, kg, kgp * v)), "split k")
+    view = stage.y.view.then(split)
+    n_, gg_, kb_, lane_, p_, q_ = (Expr.var(a, e) for a, e in enumerate(view.out_shape))
+    prog.copy(Copy.scatter(view, y_offset(n_, gg_, kb_, lane_, p_, q_)), stage.y.buffer, ys)
 
 
 def _lower_gemm(prog: Program, i: int, stage: Gemm, config: dict, v: int) -> None:
