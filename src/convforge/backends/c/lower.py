@@ -65,16 +65,19 @@ def stage_spaces(stage, v: int) -> dict[str, Space]:
     return {}
 
 
-def _best(space: Space, cost) -> dict:
-    return min(space, key=cost)
-
-
 def default_stage_config(stage, v: int) -> dict | None:
     """The heuristic: the register block with the best ratio of FMAs to loads, with little padding."""
+    ranked = ranked_stage_configs(stage, v, 1)
+    return ranked[0] if ranked else None
+
+
+def ranked_stage_configs(stage, v: int, count: int) -> list[dict]:
+    """The `count` best configs of a stage by the cost formula (the other core kind included)."""
     if isinstance(stage, Gemm):
-        return {"mr": 6, "nr": 2 if stage.n > v else 1}
+        first = {"mr": 6, "nr": 2 if stage.n > v else 1}
+        return [first] + [c for c in gemm_space() if c != first and c["mr"] >= 4][:count - 1]
     if not isinstance(stage, ConvCore):
-        return None
+        return []
     g = stage.geometry
     kgb = ceil_div(g.k // g.groups, v)
     if g.r * g.s > g.p * g.q:  # the weight-gradient shape: a huge filter, a tiny output
@@ -84,15 +87,25 @@ def default_stage_config(stage, v: int) -> dict | None:
             waste = (ceil_div(g.n, c["nb"]) * c["nb"] / g.n) * (ceil_div(g.q, c["qb"]) * c["qb"] / g.q) \
                 * (ceil_div(kgb, c["kb"]) * c["kb"] / kgb)
             block = c["nb"] * c["qb"] * c["kb"]
-            return waste * (1 + 4 / block + c["kb"] / (c["nb"] * c["qb"] * c["kb"])), c["rows"] != 0
-        return _best(wgrad_space(v), wcost)
+            if c["rows"]:  # the ranking keeps the L2-derived chunk; the knob stays open to a tuner
+                return float("inf"), 0
+            loads = c["kb"] + c["nb"] * c["qb"]  # every broadcast FMA reads memory: keep loads <= FMAs
+            return waste * max(1.0, loads / block) * (1 + 2 / block), -block
+    else:
+        wcost = None
 
     def fcost(c):
         if kgb % c["kb"] and c["kb"] > 1:  # padded channel blocks cost FMAs and a slower weight pack
             return float("inf"), 0
         waste = (ceil_div(g.q, c["qb"]) * c["qb"] / g.q) * (ceil_div(kgb, c["kb"]) * c["kb"] / kgb)
-        return waste * (1 + 6 / (c["qb"] * c["kb"]) + 0.5 / c["kb"]), -c["kb"]
-    return _best(fwd_space(v), fcost)
+        block, loads = c["qb"] * c["kb"], c["qb"] + c["kb"]
+        return waste * max(1.0, loads / block) * (1 + 4 / block), -c["kb"]
+
+    def top(space, cost, n):
+        return [c for c in sorted(space, key=cost) if cost(c)[0] != float("inf")][:n]
+    if wcost is not None:  # the weight-gradient shape: mostly wgrad blocks, one fwd block for contrast
+        return top(wgrad_space(v), wcost, max(1, count - 1)) + top(fwd_space(v), fcost, 1 if count > 1 else 0)
+    return top(fwd_space(v), fcost, count)
 
 
 # ---------------------------------------------------------------------- the program
@@ -132,6 +145,11 @@ class Program:
         self.cores[key] = source
         self.calls.append(Call(key, core.symbol, (a, b, c), np.asarray(params, dtype=np.int64),
                                np.ones(1, np.uint8) if mask is None else mask.astype(np.uint8)))
+
+
+def lowered_stages(plan: Plan) -> list:
+    """The stages a program runs: the plan's, with single-use transforms fused into core reads."""
+    return _fuse_transforms(plan)
 
 
 def _fuse_transforms(plan: Plan) -> list:
