@@ -65,6 +65,18 @@ def test_kernel_attributes_and_new_output():
     np.testing.assert_array_equal(a, b)
 
 
+def test_tuning_measures_and_remembers(monkeypatch, tmp_path):
+    monkeypatch.setenv("CONVFORGE_CACHE", str(tmp_path))
+    p = cf.ConvProblem(1, 4, 5, 7, 6, 3, 3, stride=2, padding=1)
+    first = cf.compile(p, "bwd_data", tune=4)
+    assert first.provenance.startswith("measured: best of") and (tmp_path / "tuned.json").exists()
+    again = cf.compile(p, "bwd_data", tune=4)
+    assert "cached" in again.provenance and again.config == first.config
+    dy, w = operands(p, "bwd_data")
+    assert rel_err(again(dy, w), cf.reference.bwd_data(p, dy.astype(np.float64), w.astype(np.float64))) < 1e-4
+    assert "heuristic" in cf.compile(p, "bwd_data", algorithm="trim").provenance
+
+
 def test_auto_avoids_inserted_zeros_for_strided_bwd_data():
     assert cf.compile(P, "bwd_data").config["algorithm"] == "phase_split"
 
@@ -146,9 +158,12 @@ def test_bad_out(kernel):
     ({"algorithm": "winograd"}, ValueError, "algorithm"),
     ({"algorithm": "phase_split", "direction": "fwd"}, ValueError, "algorithm"),
     ({"direction": "sideways"}, ValueError, "direction"),
-    ({"config": {"stages": [{"core": "fwd", "qb": 99, "kb": 1}]}}, ValueError, "not in space"),
-    ({"config": {"stages": [{"core": "fft"}]}}, ValueError, "unknown core"),
-    ({"config": {"stages": [None, None]}}, ValueError, "stage entries"),
+    ({"config": {"algorithm": "trim", "stages": [{"core": "fwd", "qb": 99, "kb": 1}]}}, ValueError, "not in space"),
+    ({"config": {"algorithm": "trim", "stages": [{"core": "fft"}]}}, ValueError, "unknown core"),
+    ({"config": {"algorithm": "trim", "stages": [None, None]}}, ValueError, "stage entries"),
+    ({"config": {"stages": [None]}}, ValueError, "explicit algorithm"),
+    ({"tune": 33}, ValueError, "tune"),
+    ({"tune": True}, ValueError, "tune"),
     ({"config": {"tiles": 3}}, ValueError, "unknown keys"),
     ({"config": "fast"}, TypeError, "config"),
 ])
