@@ -95,14 +95,14 @@ def compile_host(problem: ConvProblem, direction: Direction, algorithm: str = "a
                       "config given by the caller", sanitize)
     key = measure.record_key(problem, direction, layout) + f"|{algorithm}"
     record = measure.lookup(key)
-    if record is not None and record["candidates"] >= tune:
+    if record is not None and record.get("requested", 0) >= tune:
         return _build(problem, direction, layout, record["config"],
                       f"measured earlier: best of {record['candidates']} candidates (cached)", sanitize)
     algs = candidate_algorithms(problem, direction) if algorithm == "auto" else [algorithm]
     if tune:
         found = candidates(problem, direction, layout, algs, tune)
         kernel, best, count = measure.best_of(found, lambda c: _build(problem, direction, layout, c, "", sanitize))
-        measure.remember(key, {"config": kernel.config, "candidates": count})
+        measure.remember(key, {"config": kernel.config, "candidates": count, "requested": tune})
         kernel.provenance = f"measured: best of {count} candidates"
         return kernel
     how = f"algorithm {algs[0]} by heuristic" if algorithm == "auto" else f"algorithm {algorithm} given"
