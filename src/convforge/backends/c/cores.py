@@ -10,7 +10,9 @@ baked in, so one compiled core serves every problem with the same configuration.
           broadcast-FMA over input channels, OpenMP over (n, group, k-block group, output row).
 - `wgrad` the weight-gradient shape of the same conv (big filter = the batch's dY, tiny output):
           vectors over K, a register block of NB core-batch rows x QB output taps x KB k-blocks,
-          the reduction over (c, r) chunked so each chunk of both operands stays in L2.
+          the whole reduction over (c, r, s) in registers.
+All parallel loops use a dynamic schedule: on a shared machine a thread that loses its core for a
+time slice would otherwise stall the whole team at the next barrier.
 - `gemm`  C[g][m][n] = A[g][m][k] B[g][k][n] with an MR x NR-vector register block.
 """
 
@@ -78,7 +80,8 @@ void {self.symbol}(const float* restrict x, const float* restrict w, float* rest
   const long N = g[0], G = g[1], Cgb = g[2], Kgp = g[3], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8],
              Qp = g[9], sw = g[11];
   const long kgroups = Kgp / {kb}, qblocks = Qp / {qb}, tasks = N * G * kgroups * P;
-  #pragma omp parallel for schedule(static)
+  /* dynamic: a thread that loses its core to another process does not hold the others back */
+  #pragma omp parallel for schedule(dynamic, 1)
   for (long t = 0; t < tasks; t++) {{
     const long p = t % P, kg = (t / P) % kgroups, gg = (t / P / kgroups) % G, n = t / P / kgroups / G;
     const float* xn = x + (n * G + gg) * Cgb * Hp * Wp * V;
@@ -106,21 +109,18 @@ class WgradCore:
         acc = [f"a{j}_{m}_{i}" for j in range(kb) for m in range(nb) for i in range(qb)]
         lines = [VECTOR_HEADER.format(v=self.v)]
         lines.append("static inline void tile(const float* restrict x, const float* restrict w, "
-                     "float* restrict y, const long* g, const unsigned char* rowmask, long p, long r0, "
-                     "long r1, int first) {")
+                     "float* restrict y, const long* g, const unsigned char* rowmask, long p) {")
         lines.append("  const long Cc = g[2], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8], Qp = g[9], "
                      "sh = g[10], sw = g[11], dh = g[12], dw = g[13], Np = g[15];")
-        lines.append(f"  const long wks = Cc * R * S * V, yks = Np * P * Qp * V, swn = sw * {nb}; (void)Cc;")
+        lines.append(f"  const long wks = Cc * R * S * V, yks = Np * P * Qp * V, swn = sw * {nb};")
         lines.append(f"  vf {', '.join(acc)};")
-        for j in range(kb):
-            for m in range(nb):
-                for i in range(qb):
-                    lines.append(f"  a{j}_{m}_{i} = first ? (vf){{0}} : vld(y + {j} * yks + ({m} * P * Qp + {i}) * V);")
-        lines.append("  for (long r = r0; r < r1; r++) {")
+        lines.append("  " + " ".join(f"{a} = (vf){{0}};" for a in acc))
+        lines.append("  for (long c = 0; c < Cc; c++)")
+        lines.append("  for (long r = 0; r < R; r++) {")
         lines.append("    const long row = p * sh + r * dh;")
         lines.append("    if (!rowmask[row]) continue;")
-        lines.append(f"    const float* xr = x + row * Wp * {nb};")
-        lines.append("    const float* wr = w + r * S * V;")
+        lines.append(f"    const float* xr = x + (c * Hp + row) * Wp * {nb};")
+        lines.append("    const float* wr = w + (c * R + r) * S * V;")
         lines.append("    for (long s = 0; s < S; s++) {")
         lines.append(f"      const float* xs = xr + s * dw * {nb};")
         for j in range(kb):
@@ -138,29 +138,25 @@ class WgradCore:
                     lines.append(f"  vst(y + {j} * yks + ({m} * P * Qp + {i}) * V, a{j}_{m}_{i});")
         lines.append("}")
         lines.append(f"""
-/* x [G][NBLK][Cc][Hp][Wp][{nb}], w [G][Kgp][Cc][R][S][V], y [G][Kgp][Np][P][Qp][V], Np = NBLK*{nb};
-   the reduction over (c, r) runs in chunks of g[16] rows so both operands' chunks stay in cache. */
+/* x [G][NBLK][Cc][Hp][Wp][{nb}], w [G][Kgp][Cc][R][S][V], y [G][Kgp][Np][P][Qp][V], Np = NBLK*{nb}.
+   One task owns one register block of the output and runs the whole reduction over (c, r, s) in
+   registers: no partial sums, no barriers, and a dynamic schedule keeps a preempted thread from
+   holding the other back. */
 void {self.symbol}(const float* restrict x, const float* restrict w, float* restrict y, const long* g,
                  const unsigned char* rowmask) {{
   const long G = g[1], Cc = g[2], Kgp = g[3], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8], Qp = g[9],
-             Np = g[15], RT = g[16];
+             Np = g[15];
   const long nblk = Np / {nb}, kgroups = Kgp / {kb}, qblocks = Qp / {qb};
   const long tasks = G * kgroups * nblk * P * qblocks;
-  #pragma omp parallel
-  for (long c = 0; c < Cc; c++)
-    for (long r0 = 0; r0 < R; r0 += RT) {{
-      const long r1 = r0 + RT < R ? r0 + RT : R;
-      /* a static schedule gives every thread the same tasks in every chunk: no barrier needed */
-      #pragma omp for schedule(static) nowait
-      for (long t = 0; t < tasks; t++) {{
-        const long qbk = t % qblocks, p = (t / qblocks) % P, nbk = (t / qblocks / P) % nblk;
-        const long kg = (t / qblocks / P / nblk) % kgroups, gg = t / qblocks / P / nblk / kgroups;
-        const float* xc = x + (((gg * nblk + nbk) * Cc + c) * Hp * Wp) * {nb} + qbk * {qb} * g[11] * {nb};
-        const float* wc = w + ((gg * Kgp + kg * {kb}) * Cc + c) * R * S * V;
-        float* yt = y + ((((gg * Kgp + kg * {kb}) * Np + nbk * {nb}) * P + p) * Qp + qbk * {qb}) * V;
-        tile(xc, wc, yt, g, rowmask, p, r0, r1, c == 0 && r0 == 0);
-      }}
-    }}
+  #pragma omp parallel for schedule(dynamic, 1)
+  for (long t = 0; t < tasks; t++) {{
+    const long qbk = t % qblocks, p = (t / qblocks) % P, nbk = (t / qblocks / P) % nblk;
+    const long kg = (t / qblocks / P / nblk) % kgroups, gg = t / qblocks / P / nblk / kgroups;
+    const float* xc = x + ((gg * nblk + nbk) * Cc * Hp * Wp) * {nb} + qbk * {qb} * g[11] * {nb};
+    const float* wc = w + (gg * Kgp + kg * {kb}) * Cc * R * S * V;
+    float* yt = y + ((((gg * Kgp + kg * {kb}) * Np + nbk * {nb}) * P + p) * Qp + qbk * {qb}) * V;
+    tile(xc, wc, yt, g, rowmask, p);
+  }}
 }}
 """)
         return "\n".join(lines)
@@ -185,7 +181,7 @@ void {self.symbol}(const float* restrict a, const float* restrict b, float* rest
   (void)unused;
   const long G = g[0], Mp = g[1], Np = g[2], K = g[3];
   const long mblocks = Mp / {mr}, nblocks = Np / ({nr} * V), tasks = G * nblocks * mblocks;
-  #pragma omp parallel for schedule(static)
+  #pragma omp parallel for schedule(dynamic, 1)
   for (long t = 0; t < tasks; t++) {{
     const long mb = t % mblocks, nbk = (t / mblocks) % nblocks, gg = t / mblocks / nblocks;
     const float* ap = a + (gg * Mp + mb * {mr}) * K;

@@ -90,7 +90,7 @@ static inline void cf_tile(float* restrict dst, long db, const float* restrict s
 """
 TILE = 16  # the transpose tile edge (one zmm of floats)
 
-PARALLEL_MIN_ELEMENTS = 1 << 14  # below this an OpenMP team costs more than it saves
+PARALLEL_MIN_ELEMENTS = 1 << 17  # below this an OpenMP team (and its barrier) costs more than it saves
 
 
 def row_major_offset(coords: Sequence[Expr], shape: Sequence[int]) -> Expr:
@@ -239,14 +239,14 @@ def copy_loop(name: str, copy: Copy, threads_hint: int = 2, tiles: bool = True) 
     if copy.zero_first:
         outer = copy.shape[0]
         inner = copy.zero_first // outer
-        pragma = "  #pragma omp parallel for\n" if copy.zero_first >= PARALLEL_MIN_ELEMENTS else ""
+        pragma = "  #pragma omp parallel for schedule(dynamic, 1)\n" if copy.zero_first >= PARALLEL_MIN_ELEMENTS else ""
         lines.append(f"{pragma}  for (long z = 0; z < {outer}; z++) memset(dst + z * {inner}L, 0, "
                      f"{inner}L * sizeof(float));")
     indent = "  "
     if fused:
         extents = [copy.shape[order[d]] for d in range(fused)]
         if parallel:
-            lines.append(f"{indent}#pragma omp parallel for schedule(static)")
+            lines.append(f"{indent}#pragma omp parallel for schedule(dynamic, 1)")
         lines.append(f"{indent}for (long t = 0; t < {math.prod(extents)}L; t++) {{")
         indent += "  "
         rem = "t"

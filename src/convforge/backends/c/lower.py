@@ -48,7 +48,6 @@ def wgrad_space(v: int) -> Space:
         Knob("nb", (1, 2, 3, 4, 6, 8, 12), "core-batch rows (dW input channels) per register block"),
         Knob("qb", (1, 2, 3, 4, 5, 7), "output taps per register block"),
         Knob("kb", (1, 2), f"output channel blocks of {v} per register block"),
-        Knob("rows", (0, 1, 2, 4, 8, 16, 32), "reduction rows per cache chunk (0 = derived from L2 size)"),
     ), lambda c: 2 <= c["nb"] * c["qb"] * c["kb"] <= 28 or c["nb"] * c["qb"] * c["kb"] == 1)
 
 
@@ -87,8 +86,6 @@ def ranked_stage_configs(stage, v: int, count: int) -> list[dict]:
             waste = (ceil_div(g.n, c["nb"]) * c["nb"] / g.n) * (ceil_div(g.q, c["qb"]) * c["qb"] / g.q) \
                 * (ceil_div(kgb, c["kb"]) * c["kb"] / kgb)
             block = c["nb"] * c["qb"] * c["kb"]
-            if c["rows"]:  # the ranking keeps the L2-derived chunk; the knob stays open to a tuner
-                return float("inf"), 0
             loads = c["kb"] + c["nb"] * c["qb"]  # every broadcast FMA reads memory: keep loads <= FMAs
             return waste * max(1.0, loads / block) * (1 + 2 / block), -block
     else:
@@ -233,7 +230,7 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
             return row_major_offset((n, gg, kbk, p, q, lane), (g.n, groups, kgp, g.p, qp, v))
         y_elements = g.n * groups * kgp * g.p * qp * v
     else:
-        nb, rows = config["nb"], config["rows"]
+        nb = config["nb"]
         nblk = ceil_div(g.n, nb)
         np_ = nblk * nb
 
@@ -246,10 +243,7 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
             return (gg * kg + kbk * v + k, c, r, s), tail(kbk * v + k, kg, kgp * v)
         w_map = IndexMap.build((groups, kgp, cg, g.r, g.s, v), g.w_shape, w_fn, "pack K[v]-blocked")
         core = WgradCore(v, nb, qb, kb)
-        if rows == 0:  # keep one chunk of both operands (all k, all n) near 512 KiB
-            per_row = (kgp * v * g.s + np_ * wp * dh) * 4
-            rows = max(1, min(g.r, (512 * 1024) // max(1, per_row)))
-        params = [g.n, groups, cg, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg, np_, rows]
+        params = [g.n, groups, cg, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg, np_]
 
         def y_offset(n, gg, kbk, lane, p, q):
             return row_major_offset((gg, kbk, n, p, q, lane), (groups, kgp, np_, g.p, qp, v))
