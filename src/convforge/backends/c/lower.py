@@ -175,21 +175,31 @@ def _fuse_transforms(plan: Plan) -> list:
     return stages
 
 
-def _spatial(g, hp: int, wp: int):
-    """Packed row/column -> logical input row/column, with input dilation and padding as conditions."""
-    def axis(x: Expr, off: int, dil: int):
-        shifted = x - off
-        if dil == 1:
-            return shifted, []
-        return shifted // dil, [Condition(shifted % dil, 0, 1)]
-    return axis
+def _spatial_axis(x: Expr, offset: int, dilation: int) -> tuple[Expr, list[Condition]]:
+    """Packed (padded) row or column -> logical input index; inserted zeros become a condition."""
+    shifted = x - offset
+    if dilation == 1:
+        return shifted, []
+    return shifted // dilation, [Condition(shifted % dilation, 0, 1)]
 
 
-def _row_mask(g, hp: int, trim: bool) -> np.ndarray:
-    rows = np.arange(hp) - g.offset[0]
-    ih = g.input_dilation[0]
-    valid = (rows % ih == 0) & (rows // ih >= 0) & (rows // ih < g.h)
-    return valid if trim else np.ones(hp, dtype=bool)
+def _row_mask(g, hp: int, trim: bool, view: IndexMap, pack: IndexMap, row_axis: int) -> np.ndarray:
+    """Packed rows the core may skip: with `trim` the core's own padding and inserted zeros, and
+    always the rows that the operand's (fused) conversions make structurally zero."""
+    rows = np.arange(hp)
+    valid = np.ones(hp, dtype=bool)
+    if trim:
+        shifted = rows - g.offset[0]
+        ih = g.input_dilation[0]
+        valid &= (shifted % ih == 0) & (shifted // ih >= 0) & (shifted // ih < g.h)
+    rank = len(pack.out_shape)
+    env = [np.zeros(1, dtype=np.int64)] * rank
+    env[row_axis] = rows
+    for cond in (c.substitute(pack.coords) for c in view.conditions):
+        if all(not cond.expr.uses(i) for i in range(rank) if i != row_axis):
+            value = np.broadcast_to(cond.expr.evaluate(env), rows.shape)
+            valid &= (value >= cond.lo) & (value < cond.hi)
+    return valid
 
 
 def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) -> None:
@@ -200,12 +210,10 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
     kgp, qp = ceil_div(kgb, kb) * kb, ceil_div(g.q, qb) * qb
     (sh, sw), (dh, dw) = g.stride, g.dilation
     hp, wp = (g.p - 1) * sh + (g.r - 1) * dh + 1, (qp - 1) * sw + (g.s - 1) * dw + 1
-    axis = _spatial(g, hp, wp)
-    mask = _row_mask(g, hp, stage.trim)
 
     def x_rows(h, w):
-        hh, ch = axis(h, g.offset[0], g.input_dilation[0])
-        ww, cw = axis(w, g.offset[1], g.input_dilation[1])
+        hh, ch = _spatial_axis(h, g.offset[0], g.input_dilation[0])
+        ww, cw = _spatial_axis(w, g.offset[1], g.input_dilation[1])
         return hh, ww, ch + cw
 
     def tail(expr: Expr, limit: int, blocked: int) -> list[Condition]:
@@ -249,10 +257,12 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
             return row_major_offset((gg, kbk, n, p, q, lane), (groups, kgp, np_, g.p, qp, v))
         y_elements = groups * kgp * np_ * g.p * qp * v
 
+    x_packed = stage.x.view.then(x_map)
+    mask = _row_mask(g, hp, stage.trim, stage.x.view, x_map, 3)
     xs = prog.buffer(f"s{i}_x", x_map.elements)
     ws = prog.buffer(f"s{i}_w", w_map.elements)
     ys = prog.buffer(f"s{i}_y", y_elements)
-    prog.copy(Copy.gather(stage.x.view.then(x_map)), xs, stage.x.buffer)
+    prog.copy(Copy.gather(x_packed), xs, stage.x.buffer)
     prog.copy(Copy.gather(stage.w.view.then(w_map)), ws, stage.w.buffer)
     prog.core(core, xs, ws, ys, params, mask)
     # scatter over (n, group, k block, lane, p, q) so both offsets stay affine (transpose tiles apply)
