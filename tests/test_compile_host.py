@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import convforge as cf
-from convforge.backends.c.lower import fwd_space, gemm_space, wgrad_space
+from convforge.backends.c.lower import fwd_space, gemm_space, spatial_space, wgrad_space
 from convforge.backends.c.toolchain import vector_width
 
 P = cf.ConvProblem(3, 5, 6, 9, 10, 3, 2, stride=(2, 1), padding=(1, 2, 0, 1), dilation=(1, 2))
@@ -57,7 +57,7 @@ def test_kernel_attributes_and_new_output():
     assert kernel.direction is cf.Direction.bwd_data
     assert kernel.config["algorithm"] == "phase_split" and kernel.config["stages"]
     assert "heuristic" in kernel.provenance
-    assert "cf_conv_fwd" in kernel.source and "cf_copy_0" in kernel.source
+    assert "void cf_conv_" in kernel.source and "cf_copy_0" in kernel.source
     dy, w = operands(P, "bwd_data")
     a = kernel(dy, w)
     b = kernel(dy, w)
@@ -95,6 +95,21 @@ def test_any_core_config_is_correct(direction, config):
     ops = operands(P, direction, seed=5)
     ref = cf.reference.compute(P, direction, *[o.astype(np.float64) for o in ops])
     assert rel_err(kernel(*ops), ref) < 1e-4
+
+
+@pytest.mark.parametrize("config", stage_configs(spatial_space(vector_width()), 4), ids=str)
+@pytest.mark.parametrize("direction", ["fwd", "bwd_data"])
+def test_spatial_core_configs(direction, config):
+    """Vectors along output rows: valid wherever the core's column stride is 1."""
+    kernel = cf.compile(P, direction, config={"algorithm": "direct", "stages": [config]})
+    ops = operands(P, direction, seed=7)
+    ref = cf.reference.compute(P, direction, *[o.astype(np.float64) for o in ops])
+    assert rel_err(kernel(*ops), ref) < 1e-4
+
+
+def test_spatial_core_needs_unit_column_stride():
+    with pytest.raises(ValueError, match="unit column stride"):
+        cf.compile(P, "bwd_weight", config={"algorithm": "direct", "stages": [{"core": "spatial", "qv": 1, "kb": 1}]})
 
 
 @pytest.mark.parametrize("config", stage_configs(gemm_space(), 3), ids=str)

@@ -163,6 +163,60 @@ void {self.symbol}(const float* restrict x, const float* restrict w, float* rest
 
 
 @dataclass(frozen=True)
+class SpatialCore:
+    """Vectors along the output row for cores with few output channels (e.g. dX of an RGB stem):
+    y[n][k][p][q..q+V] += w[k][c][r][s] * x[n][c][p*sh+r*dh][q+s*dw .. +V]; needs unit column stride."""
+
+    v: int
+    qv: int  # vectors along q per register block
+    kb: int  # output channels per register block
+
+    symbol = "cf_conv_spatial"
+
+    def source(self) -> str:
+        qv, kb = self.qv, self.kb
+        acc = [f"a{j}_{i}" for j in range(kb) for i in range(qv)]
+        lines = [VECTOR_HEADER.format(v=self.v)]
+        lines.append(f"""
+/* x [N][G][Cg][Hp][Wp], w [G][Kp/{kb}][Cg][R][S][{kb}], y [N][G][Kp][P][Qp]; Qp % ({qv} * V) == 0 */
+void {self.symbol}(const float* restrict x, const float* restrict w, float* restrict y, const long* g,
+                 const unsigned char* rowmask) {{
+  const long N = g[0], G = g[1], Cg = g[2], Kp = g[3], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8],
+             Qp = g[9], sh = g[10], dh = g[12], dw = g[13];
+  const long kgroups = Kp / {kb}, qblocks = Qp / ({qv} * V), tasks = N * G * kgroups * P * qblocks;
+  #pragma omp parallel for schedule(dynamic, 1)
+  for (long t = 0; t < tasks; t++) {{
+    const long qb = t % qblocks, p = (t / qblocks) % P, kg = (t / qblocks / P) % kgroups;
+    const long gg = (t / qblocks / P / kgroups) % G, n = t / qblocks / P / kgroups / G;
+    const float* xn = x + (n * G + gg) * Cg * Hp * Wp + qb * {qv} * V;
+    const float* wk = w + (gg * kgroups + kg) * Cg * R * S * {kb};
+    float* yk = y + (((n * G + gg) * Kp + kg * {kb}) * P + p) * Qp + qb * {qv} * V;
+    vf {', '.join(acc)};
+    {' '.join(f'{a} = (vf){{0}};' for a in acc)}
+    for (long c = 0; c < Cg; c++)
+      for (long r = 0; r < R; r++) {{
+        const long row = p * sh + r * dh;
+        if (!rowmask[row]) continue;
+        const float* xr = xn + (c * Hp + row) * Wp;
+        const float* wr = wk + (c * R + r) * S * {kb};
+        for (long s = 0; s < S; s++) {{
+          const float* xs = xr + s * dw;""")
+        for j in range(kb):
+            lines.append(f"          const float w{j} = wr[s * {kb} + {j}];")
+        for i in range(qv):
+            lines.append(f"          {{ const vf xv = vld(xs + {i} * V);")
+            for j in range(kb):
+                lines.append(f"            a{j}_{i} += xv * w{j};")
+            lines.append("          }")
+        lines.append("        }\n      }")
+        for j in range(kb):
+            for i in range(qv):
+                lines.append(f"    vst(yk + {j} * P * Qp + {i} * V, a{j}_{i});")
+        lines.append("  }\n}\n")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
 class GemmCore:
     v: int
     mr: int

@@ -22,7 +22,7 @@ import numpy as np
 
 from ...layouts import Condition, Expr, IndexMap
 from ...plan import ConvCore, Gemm, Operand, Plan, ScatterAdd, Transform, ZeroFill
-from .cores import FwdCore, GemmCore, WgradCore
+from .cores import FwdCore, GemmCore, SpatialCore, WgradCore
 from .emit import MINMAX, PRELUDE, TILE_HELPERS, Copy, copy_loop, row_major_offset
 from .space import Knob, Space
 
@@ -51,6 +51,14 @@ def wgrad_space(v: int) -> Space:
     ), lambda c: 2 <= c["nb"] * c["qb"] * c["kb"] <= 28 or c["nb"] * c["qb"] * c["kb"] == 1)
 
 
+def spatial_space(v: int) -> Space:
+    return Space("conv_spatial", (
+        Knob("core", ("spatial",)),
+        Knob("qv", (1, 2, 3, 4, 5, 6, 7, 8), f"vectors of {v} output columns per register block"),
+        Knob("kb", (1, 2, 3, 4, 6, 8), "output channels per register block"),
+    ), lambda c: c["qv"] * c["kb"] + c["kb"] + 1 <= REGISTERS)
+
+
 def gemm_space() -> Space:
     return Space("gemm", (Knob("mr", (1, 2, 4, 6, 8)), Knob("nr", (1, 2, 3))),
                  lambda c: c["mr"] * c["nr"] + c["nr"] <= REGISTERS - 2)
@@ -58,7 +66,10 @@ def gemm_space() -> Space:
 
 def stage_spaces(stage, v: int) -> dict[str, Space]:
     if isinstance(stage, ConvCore):
-        return {"fwd": fwd_space(v), "wgrad": wgrad_space(v)}
+        spaces = {"fwd": fwd_space(v), "wgrad": wgrad_space(v)}
+        if stage.geometry.stride[1] == 1:
+            spaces["spatial"] = spatial_space(v)
+        return spaces
     if isinstance(stage, Gemm):
         return {"gemm": gemm_space()}
     return {}
@@ -84,25 +95,39 @@ def ranked_stage_configs(stage, v: int, count: int) -> list[dict]:
             if kgb % c["kb"] and c["kb"] > 1:
                 return float("inf"), 0
             waste = (ceil_div(g.n, c["nb"]) * c["nb"] / g.n) * (ceil_div(g.q, c["qb"]) * c["qb"] / g.q) \
-                * (ceil_div(kgb, c["kb"]) * c["kb"] / kgb)
+                * (ceil_div(kgb, c["kb"]) * c["kb"] / kgb) * kgb * v / (g.k // g.groups)
             block = c["nb"] * c["qb"] * c["kb"]
             loads = c["kb"] + c["nb"] * c["qb"]  # every broadcast FMA reads memory: keep loads <= FMAs
             return waste * max(1.0, loads / block) * (1 + 2 / block), -block
     else:
         wcost = None
 
+    kg = g.k // g.groups
+    lanes = kgb * v / kg  # vector lanes per useful output channel
+
     def fcost(c):
         if kgb % c["kb"] and c["kb"] > 1:  # padded channel blocks cost FMAs and a slower weight pack
             return float("inf"), 0
-        waste = (ceil_div(g.q, c["qb"]) * c["qb"] / g.q) * (ceil_div(kgb, c["kb"]) * c["kb"] / kgb)
+        waste = (ceil_div(g.q, c["qb"]) * c["qb"] / g.q) * (ceil_div(kgb, c["kb"]) * c["kb"] / kgb) * lanes
         block, loads = c["qb"] * c["kb"], c["qb"] + c["kb"]
         return waste * max(1.0, loads / block) * (1 + 4 / block), -c["kb"]
 
+    def scost(c):
+        width = c["qv"] * v
+        waste = (ceil_div(g.q, width) * width / g.q) * (ceil_div(kg, c["kb"]) * c["kb"] / kg)
+        block, loads = c["qv"] * c["kb"], c["qv"] + c["kb"]
+        return waste * max(1.0, loads / block) * (1 + 4 / block) * 1.1, -block
+
     def top(space, cost, n):
-        return [c for c in sorted(space, key=cost) if cost(c)[0] != float("inf")][:n]
+        return sorted(((cost(c), i, c) for i, c in enumerate(space) if cost(c)[0] != float("inf")),
+                      key=lambda t: t[:2])[:n]
     if wcost is not None:  # the weight-gradient shape: mostly wgrad blocks, one fwd block for contrast
-        return top(wgrad_space(v), wcost, max(1, count - 1)) + top(fwd_space(v), fcost, 1 if count > 1 else 0)
-    return top(fwd_space(v), fcost, count)
+        return [c for *_, c in top(wgrad_space(v), wcost, max(1, count - 1))] + \
+            [c for *_, c in top(fwd_space(v), fcost, 1 if count > 1 else 0)]
+    ranked = top(fwd_space(v), fcost, count)
+    if g.stride[1] == 1:
+        ranked = sorted(ranked + top(spatial_space(v), scost, count), key=lambda t: t[0])
+    return [c for *_, c in ranked[:count]]
 
 
 # ---------------------------------------------------------------------- the program
@@ -205,10 +230,16 @@ def _row_mask(g, hp: int, trim: bool, view: IndexMap, pack: IndexMap, row_axis: 
 def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) -> None:
     g = stage.geometry
     groups, cg, kg = g.groups, g.c // g.groups, g.k // g.groups
-    kgb = ceil_div(kg, v)
-    kb, qb = config["kb"], config["qb"]
-    kgp, qp = ceil_div(kgb, kb) * kb, ceil_div(g.q, qb) * qb
     (sh, sw), (dh, dw) = g.stride, g.dilation
+    kgb = ceil_div(kg, v)
+    kb = config["kb"]
+    kblock = kb if config["core"] == "spatial" else v  # output channels per block of the core's result
+    if config["core"] == "spatial":
+        if sw != 1:
+            raise ValueError(f"stage {i}: core 'spatial' needs unit column stride, this core has {sw}")
+        kgp, qp = ceil_div(kg, kb), ceil_div(g.q, config["qv"] * v) * config["qv"] * v
+    else:
+        kgp, qp = ceil_div(kgb, kb) * kb, ceil_div(g.q, config["qb"]) * config["qb"]
     hp, wp = (g.p - 1) * sh + (g.r - 1) * dh + 1, (qp - 1) * sw + (g.s - 1) * dw + 1
 
     def x_rows(h, w):
@@ -231,12 +262,27 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
             return (gg * kg + kbk * v + k, cb * v + c, r, s), tail(kbk * v + k, kg, kgp * v) + tail(
                 cb * v + c, cg, cgb * v)
         w_map = IndexMap.build((groups, kgp, cgb, v, g.r, g.s, v), g.w_shape, w_fn, "pack OI[v]ihw[v]o")
-        core = FwdCore(v, qb, kb, sw == 1)
+        core = FwdCore(v, config["qb"], kb, sw == 1)
         params = [g.n, groups, cgb, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg]
 
         def y_offset(n, gg, kbk, lane, p, q):
             return row_major_offset((n, gg, kbk, p, q, lane), (g.n, groups, kgp, g.p, qp, v))
         y_elements = g.n * groups * kgp * g.p * qp * v
+    elif config["core"] == "spatial":
+        def x_fn(n, gg, c, h, w):
+            hh, ww, conds = x_rows(h, w)
+            return (n, gg * cg + c, hh, ww), conds
+        x_map = IndexMap.build((g.n, groups, cg, hp, wp), g.x_shape, x_fn, "pack NCHW padded")
+
+        def w_fn(gg, kbk, c, r, s, k):
+            return (gg * kg + kbk * kb + k, c, r, s), tail(kbk * kb + k, kg, kgp * kb)
+        w_map = IndexMap.build((groups, kgp, cg, g.r, g.s, kb), g.w_shape, w_fn, f"pack O/{kb}IHW{kb}o")
+        core = SpatialCore(v, config["qv"], kb)
+        params = [g.n, groups, cg, kgp * kb, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw]
+
+        def y_offset(n, gg, kbk, lane, p, q):
+            return row_major_offset((n, gg, kbk * kb + lane, p, q), (g.n, groups, kgp * kb, g.p, qp))
+        y_elements = g.n * groups * kgp * kb * g.p * qp
     else:
         nb = config["nb"]
         nblk = ceil_div(g.n, nb)
@@ -250,7 +296,7 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
         def w_fn(gg, kbk, c, r, s, k):
             return (gg * kg + kbk * v + k, c, r, s), tail(kbk * v + k, kg, kgp * v)
         w_map = IndexMap.build((groups, kgp, cg, g.r, g.s, v), g.w_shape, w_fn, "pack K[v]-blocked")
-        core = WgradCore(v, nb, qb, kb)
+        core = WgradCore(v, nb, config["qb"], kb)
         params = [g.n, groups, cg, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg, np_]
 
         def y_offset(n, gg, kbk, lane, p, q):
@@ -266,9 +312,9 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
     prog.copy(Copy.gather(stage.w.view.then(w_map)), ws, stage.w.buffer)
     prog.core(core, xs, ws, ys, params, mask)
     # scatter over (n, group, k block, lane, p, q) so both offsets stay affine (transpose tiles apply)
-    split = IndexMap.build((g.n, groups, kgp, v, g.p, g.q), g.y_shape,
-                           lambda n, gg, kbk, lane, p, q: ((n, gg * kg + kbk * v + lane, p, q),
-                                                           tail(kbk * v + lane, kg, kgp * v)), "split k")
+    split = IndexMap.build((g.n, groups, kgp, kblock, g.p, g.q), g.y_shape,
+                           lambda n, gg, kbk, lane, p, q: ((n, gg * kg + kbk * kblock + lane, p, q),
+                                                           tail(kbk * kblock + lane, kg, kgp * kblock)), "split k")
     view = stage.y.view.then(split)
     n_, gg_, kb_, lane_, p_, q_ = (Expr.var(a, e) for a, e in enumerate(view.out_shape))
     prog.copy(Copy.scatter(view, y_offset(n_, gg_, kb_, lane_, p_, q_)), stage.y.buffer, ys)
