@@ -352,7 +352,7 @@ def lower(plan: Plan, stage_configs: list[dict | None] | None, v: int) -> Progra
         elif spaces:
             kind = config.get("core", "gemm")
             if kind not in spaces:
-                raise ValueError(f"stage {i}: unknown core {kind!r}; choose one of {sorted(spaces)}")
+                raise ValueError(f"stage {i}: core {kind!r} does not apply to this stage; choose one of {sorted(spaces)}")
             config = spaces[kind].check(config)
         prog.stage_configs.append(config or {})
         if isinstance(stage, Transform):
