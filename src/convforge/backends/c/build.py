@@ -15,9 +15,11 @@ ACTIVATION_LAYOUTS = ("NCHW", "NHWC", "NCHW16c", "NCHW8c")
 
 
 def heuristic_algorithm(problem: ConvProblem, direction: Direction) -> str:
-    """No inserted zeros ever multiplied: stride phases for strided bwd_data, trimmed direct otherwise."""
-    if direction is Direction.bwd_data and problem.stride != (1, 1):
-        return "phase_split"
+    """No inserted zeros ever multiplied: stride phases for strided bwd_data, and for strided
+    bwd_weight unless there are too few input channels to fill the phases' cores; trim otherwise."""
+    if direction is not Direction.fwd and problem.stride != (1, 1):
+        if direction is Direction.bwd_data or problem.c // problem.groups >= 16:
+            return "phase_split"
     return "trim"
 
 

@@ -64,10 +64,15 @@ def gemm_space() -> Space:
                  lambda c: c["mr"] * c["nr"] + c["nr"] <= REGISTERS - 2)
 
 
+def unit_columns(g) -> bool:
+    """Consecutive output columns read consecutive packed columns (a 1-tap axis folds its stride)."""
+    return g.stride[1] == 1 or g.s == 1
+
+
 def stage_spaces(stage, v: int) -> dict[str, Space]:
     if isinstance(stage, ConvCore):
         spaces = {"fwd": fwd_space(v), "wgrad": wgrad_space(v)}
-        if stage.geometry.stride[1] == 1:
+        if unit_columns(stage.geometry):
             spaces["spatial"] = spatial_space(v)
         return spaces
     if isinstance(stage, Gemm):
@@ -125,7 +130,7 @@ def ranked_stage_configs(stage, v: int, count: int) -> list[dict]:
         return [c for *_, c in top(wgrad_space(v), wcost, max(1, count - 1))] + \
             [c for *_, c in top(fwd_space(v), fcost, 1 if count > 1 else 0)]
     ranked = top(fwd_space(v), fcost, count)
-    if g.stride[1] == 1:
+    if unit_columns(g):
         ranked = sorted(ranked + top(spatial_space(v), scost, count), key=lambda t: t[0])
     return [c for *_, c in ranked[:count]]
 
@@ -208,13 +213,13 @@ def _spatial_axis(x: Expr, offset: int, dilation: int) -> tuple[Expr, list[Condi
     return shifted // dilation, [Condition(shifted % dilation, 0, 1)]
 
 
-def _row_mask(g, hp: int, trim: bool, view: IndexMap, pack: IndexMap, row_axis: int) -> np.ndarray:
+def _row_mask(g, hp: int, row_step: int, trim: bool, view: IndexMap, pack: IndexMap, row_axis: int) -> np.ndarray:
     """Packed rows the core may skip: with `trim` the core's own padding and inserted zeros, and
     always the rows that the operand's (fused) conversions make structurally zero."""
     rows = np.arange(hp)
     valid = np.ones(hp, dtype=bool)
     if trim:
-        shifted = rows - g.offset[0]
+        shifted = rows * row_step - g.offset[0]
         ih = g.input_dilation[0]
         valid &= (shifted % ih == 0) & (shifted // ih >= 0) & (shifted // ih < g.h)
     rank = len(pack.out_shape)
@@ -230,21 +235,21 @@ def _row_mask(g, hp: int, trim: bool, view: IndexMap, pack: IndexMap, row_axis: 
 def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) -> None:
     g = stage.geometry
     groups, cg, kg = g.groups, g.c // g.groups, g.k // g.groups
-    (sh, sw), (dh, dw) = g.stride, g.dilation
+    # a 1-tap axis reads every stride-th input: fold the stride into the pack (only read data moves)
+    fold = tuple(st if taps == 1 else 1 for st, taps in zip(g.stride, (g.r, g.s)))
+    (sh, sw), (dh, dw) = (st // f for st, f in zip(g.stride, fold)), g.dilation
     kgb = ceil_div(kg, v)
     kb = config["kb"]
     kblock = kb if config["core"] == "spatial" else v  # output channels per block of the core's result
     if config["core"] == "spatial":
-        if sw != 1:
-            raise ValueError(f"stage {i}: core 'spatial' needs unit column stride, this core has {sw}")
         kgp, qp = ceil_div(kg, kb), ceil_div(g.q, config["qv"] * v) * config["qv"] * v
     else:
         kgp, qp = ceil_div(kgb, kb) * kb, ceil_div(g.q, config["qb"]) * config["qb"]
     hp, wp = (g.p - 1) * sh + (g.r - 1) * dh + 1, (qp - 1) * sw + (g.s - 1) * dw + 1
 
     def x_rows(h, w):
-        hh, ch = _spatial_axis(h, g.offset[0], g.input_dilation[0])
-        ww, cw = _spatial_axis(w, g.offset[1], g.input_dilation[1])
+        hh, ch = _spatial_axis(h * fold[0], g.offset[0], g.input_dilation[0])
+        ww, cw = _spatial_axis(w * fold[1], g.offset[1], g.input_dilation[1])
         return hh, ww, ch + cw
 
     def tail(expr: Expr, limit: int, blocked: int) -> list[Condition]:
@@ -304,7 +309,7 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
         y_elements = groups * kgp * np_ * g.p * qp * v
 
     x_packed = stage.x.view.then(x_map)
-    mask = _row_mask(g, hp, stage.trim, stage.x.view, x_map, 3)
+    mask = _row_mask(g, hp, fold[0], stage.trim, stage.x.view, x_map, 3)
     xs = prog.buffer(f"s{i}_x", x_map.elements)
     ws = prog.buffer(f"s{i}_w", w_map.elements)
     ys = prog.buffer(f"s{i}_y", y_elements)
@@ -352,7 +357,8 @@ def lower(plan: Plan, stage_configs: list[dict | None] | None, v: int) -> Progra
         elif spaces:
             kind = config.get("core", "gemm")
             if kind not in spaces:
-                raise ValueError(f"stage {i}: core {kind!r} does not apply to this stage; choose one of {sorted(spaces)}")
+                raise ValueError(f"stage {i}: core {kind!r} does not apply to this stage; "
+                                 f"choose one of {sorted(spaces)}")
             config = spaces[kind].check(config)
         prog.stage_configs.append(config or {})
         if isinstance(stage, Transform):
