@@ -109,7 +109,7 @@ def test_spatial_core_configs(direction, config):
 
 def test_spatial_core_needs_unit_column_stride():
     with pytest.raises(ValueError, match="core .spatial. does not apply"):
-        cf.compile(P, "bwd_weight", config={"algorithm": "direct", "stages": [{"core": "spatial", "qv": 1, "kb": 1}]})
+        cf.compile(P, "bwd_weight", config={"algorithm": "direct", "stages": [{"core": "spatial", "style": "vector_ext", "qv": 1, "kb": 1}]})
 
 
 @pytest.mark.parametrize("config", stage_configs(gemm_space(), 3), ids=str)
@@ -121,10 +121,10 @@ def test_gemm_configs(config):
 
 def test_spaces_declare_their_knobs():
     space = fwd_space(16)
-    assert {k.name for k in space.knobs} == {"core", "qb", "kb"}
+    assert {k.name for k in space.knobs} == {"core", "style", "qb", "kb"}
     assert len(space) > 16 and all(c["qb"] * c["kb"] + c["kb"] <= 31 for c in space)
     with pytest.raises(ValueError, match="not in space"):
-        space.check({"core": "fwd", "qb": 28, "kb": 4})
+        space.check({"core": "fwd", "style": "vector_ext", "qb": 28, "kb": 4})
 
 
 # ---------------------------------------------------------------------- input checking
@@ -173,7 +173,7 @@ def test_bad_out(kernel):
     ({"algorithm": "winograd"}, ValueError, "algorithm"),
     ({"algorithm": "phase_split", "direction": "fwd"}, ValueError, "algorithm"),
     ({"direction": "sideways"}, ValueError, "direction"),
-    ({"config": {"algorithm": "trim", "stages": [{"core": "fwd", "qb": 99, "kb": 1}]}}, ValueError, "not in space"),
+    ({"config": {"algorithm": "trim", "stages": [{"core": "fwd", "style": "vector_ext", "qb": 99, "kb": 1}]}}, ValueError, "not in space"),
     ({"config": {"algorithm": "trim", "stages": [{"core": "fft"}]}}, ValueError, "does not apply"),
     ({"config": {"algorithm": "trim", "stages": [None, None]}}, ValueError, "stage entries"),
     ({"config": {"stages": [None]}}, ValueError, "explicit algorithm"),

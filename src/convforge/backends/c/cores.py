@@ -26,7 +26,29 @@ VECTOR_HEADER = """#include <stddef.h>
 typedef float vf __attribute__((vector_size(V * 4)));
 static inline vf vld(const float* p) {{ vf x; memcpy(&x, p, sizeof x); return x; }}
 static inline void vst(float* p, vf x) {{ memcpy(p, &x, sizeof x); }}
+#define FMA(acc, vec, scalar) ((acc) += (vec) * (scalar))
 """
+
+INTRINSICS_HEADER = """#include <stddef.h>
+#include <string.h>
+#include <immintrin.h>
+#define V 16
+typedef __m512 vf;
+#define vld _mm512_loadu_ps
+#define vst _mm512_storeu_ps
+#define FMA(acc, vec, scalar) ((acc) = _mm512_fmadd_ps((vec), _mm512_set1_ps(scalar), (acc)))
+"""
+
+STYLES = ("vector_ext", "intrinsics")
+
+
+def header(v: int, style: str) -> str:
+    """GCC vector extensions (any ISA) or explicit AVX-512 intrinsics (16 lanes only)."""
+    if style == "intrinsics":
+        if v != 16:
+            raise ValueError("style 'intrinsics' is written for AVX-512 (16 fp32 lanes)")
+        return INTRINSICS_HEADER
+    return VECTOR_HEADER.format(v=v)
 
 
 @dataclass(frozen=True)
@@ -35,6 +57,7 @@ class FwdCore:
     qb: int
     kb: int
     unit_stride: bool  # sw == 1 baked in: the broadcasts become constant offsets
+    style: str = "vector_ext"
 
     symbol = "cf_conv_fwd"
 
@@ -42,7 +65,7 @@ class FwdCore:
         qb, kb = self.qb, self.kb
         sw = "V" if self.unit_stride else "swv"
         acc = [f"a{j}_{i}" for j in range(kb) for i in range(qb)]
-        lines = [VECTOR_HEADER.format(v=self.v)]
+        lines = [header(self.v, self.style)]
         lines.append("static inline void tile(const float* restrict x, const float* restrict w, "
                      "float* restrict y, const long* g, const unsigned char* rowmask, long p) {")
         lines.append("  const long Cgb = g[2], Hp = g[4], Wp = g[5], R = g[6], S = g[7], Qp = g[9], sh = g[10], "
@@ -66,7 +89,7 @@ class FwdCore:
         for i in range(qb):
             lines.append(f"          {{ const float xv = xs[{i} * {sw} + cv];")
             for j in range(kb):
-                lines.append(f"            a{j}_{i} += w{j} * xv;")
+                lines.append(f"            FMA(a{j}_{i}, w{j}, xv);")
             lines.append("          }")
         lines.append("        }\n      }\n    }\n  }")
         for j in range(kb):
@@ -101,13 +124,14 @@ class WgradCore:
     nb: int
     qb: int
     kb: int
+    style: str = "vector_ext"
 
     symbol = "cf_conv_wgrad"
 
     def source(self) -> str:
         nb, qb, kb = self.nb, self.qb, self.kb
         acc = [f"a{j}_{m}_{i}" for j in range(kb) for m in range(nb) for i in range(qb)]
-        lines = [VECTOR_HEADER.format(v=self.v)]
+        lines = [header(self.v, self.style)]
         lines.append("static inline void tile(const float* restrict x, const float* restrict w, "
                      "float* restrict y, const long* g, const unsigned char* rowmask, long p) {")
         lines.append("  const long Cc = g[2], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8], Qp = g[9], "
@@ -129,7 +153,7 @@ class WgradCore:
             for m in range(nb):
                 lines.append(f"      {{ const float xv = xs[{i} * swn + {m}];")
                 for j in range(kb):
-                    lines.append(f"        a{j}_{m}_{i} += w{j} * xv;")
+                    lines.append(f"        FMA(a{j}_{m}_{i}, w{j}, xv);")
                 lines.append("      }")
         lines.append("    }\n  }")
         for j in range(kb):
@@ -170,13 +194,14 @@ class SpatialCore:
     v: int
     qv: int  # vectors along q per register block
     kb: int  # output channels per register block
+    style: str = "vector_ext"
 
     symbol = "cf_conv_spatial"
 
     def source(self) -> str:
         qv, kb = self.qv, self.kb
         acc = [f"a{j}_{i}" for j in range(kb) for i in range(qv)]
-        lines = [VECTOR_HEADER.format(v=self.v)]
+        lines = [header(self.v, self.style)]
         lines.append(f"""
 /* x [N][G][Cg][Hp][Wp], w [G][Kp/{kb}][Cg][R][S][{kb}], y [N][G][Kp][P][Qp]; Qp % ({qv} * V) == 0 */
 void {self.symbol}(const float* restrict x, const float* restrict w, float* restrict y, const long* g,
@@ -206,7 +231,7 @@ void {self.symbol}(const float* restrict x, const float* restrict w, float* rest
         for i in range(qv):
             lines.append(f"          {{ const vf xv = vld(xs + {i} * V);")
             for j in range(kb):
-                lines.append(f"            a{j}_{i} += xv * w{j};")
+                lines.append(f"            FMA(a{j}_{i}, xv, w{j});")
             lines.append("          }")
         lines.append("        }\n      }")
         for j in range(kb):
@@ -221,13 +246,14 @@ class GemmCore:
     v: int
     mr: int
     nr: int  # vectors per row of the register block
+    style: str = "vector_ext"
 
     symbol = "cf_gemm"
 
     def source(self) -> str:
         mr, nr = self.mr, self.nr
         acc = [f"c{i}_{j}" for i in range(mr) for j in range(nr)]
-        body = [VECTOR_HEADER.format(v=self.v)]
+        body = [header(self.v, self.style)]
         body.append(f"""
 /* C [G][Mp][Np] = A [G][Mp][K] @ B [G][K][Np];  Mp % {mr} == 0, Np % ({nr} * V) == 0 */
 void {self.symbol}(const float* restrict a, const float* restrict b, float* restrict c, const long* g,
@@ -249,7 +275,7 @@ void {self.symbol}(const float* restrict a, const float* restrict b, float* rest
         for i in range(mr):
             body.append(f"      {{ const float av = ap[{i} * K + k];")
             for j in range(nr):
-                body.append(f"        c{i}_{j} += b{j} * av;")
+                body.append(f"        FMA(c{i}_{j}, b{j}, av);")
             body.append("      }")
         body.append("    }")
         for i in range(mr):

@@ -22,7 +22,7 @@ import numpy as np
 
 from ...layouts import Condition, Expr, IndexMap
 from ...plan import ConvCore, Gemm, Operand, Plan, ScatterAdd, Transform, ZeroFill
-from .cores import FwdCore, GemmCore, SpatialCore, WgradCore
+from .cores import STYLES, FwdCore, GemmCore, SpatialCore, WgradCore
 from .emit import MINMAX, PRELUDE, TILE_HELPERS, Copy, copy_loop, row_major_offset
 from .space import Knob, Space
 
@@ -34,9 +34,14 @@ def ceil_div(a: int, b: int) -> int:
 
 
 # ---------------------------------------------------------------------- config spaces
+def style_knob(v: int) -> Knob:
+    return Knob("style", STYLES if v == 16 else STYLES[:1], "GCC vector extensions or AVX-512 intrinsics")
+
+
 def fwd_space(v: int) -> Space:
     return Space("conv_fwd", (
         Knob("core", ("fwd",)),
+        style_knob(v),
         Knob("qb", (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 24, 28), "output columns per register block"),
         Knob("kb", (1, 2, 3, 4), f"output channel blocks of {v} per register block"),
     ), lambda c: c["qb"] * c["kb"] + c["kb"] <= REGISTERS - 1)
@@ -45,6 +50,7 @@ def fwd_space(v: int) -> Space:
 def wgrad_space(v: int) -> Space:
     return Space("conv_wgrad", (
         Knob("core", ("wgrad",)),
+        style_knob(v),
         Knob("nb", (1, 2, 3, 4, 6, 8, 12), "core-batch rows (dW input channels) per register block"),
         Knob("qb", (1, 2, 3, 4, 5, 7), "output taps per register block"),
         Knob("kb", (1, 2), f"output channel blocks of {v} per register block"),
@@ -54,6 +60,7 @@ def wgrad_space(v: int) -> Space:
 def spatial_space(v: int) -> Space:
     return Space("conv_spatial", (
         Knob("core", ("spatial",)),
+        style_knob(v),
         Knob("qv", (1, 2, 3, 4, 5, 6, 7, 8), f"vectors of {v} output columns per register block"),
         Knob("kb", (1, 2, 3, 4, 6, 8), "output channels per register block"),
     ), lambda c: c["qv"] * c["kb"] + c["kb"] + 1 <= REGISTERS)
@@ -123,7 +130,8 @@ def ranked_stage_configs(stage, v: int, count: int) -> list[dict]:
         block, loads = c["qv"] * c["kb"], c["qv"] + c["kb"]
         return waste * max(1.0, loads / block) * (1 + 4 / block) * 1.1, -block
 
-    def top(space, cost, n):
+    def top(space, cost, n):  # intrinsics rank just behind the same block in vector extensions
+        cost = (lambda c, base=cost: (base(c)[0] * (1.001 if c["style"] != STYLES[0] else 1), base(c)[1]))
         return sorted(((cost(c), i, c) for i, c in enumerate(space) if cost(c)[0] != float("inf")),
                       key=lambda t: t[:2])[:n]
     if wcost is not None:  # the weight-gradient shape: mostly wgrad blocks, one fwd block for contrast
@@ -267,7 +275,7 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
             return (gg * kg + kbk * v + k, cb * v + c, r, s), tail(kbk * v + k, kg, kgp * v) + tail(
                 cb * v + c, cg, cgb * v)
         w_map = IndexMap.build((groups, kgp, cgb, v, g.r, g.s, v), g.w_shape, w_fn, "pack OI[v]ihw[v]o")
-        core = FwdCore(v, config["qb"], kb, sw == 1)
+        core = FwdCore(v, config["qb"], kb, sw == 1, config["style"])
         params = [g.n, groups, cgb, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg]
 
         def y_offset(n, gg, kbk, lane, p, q):
@@ -282,7 +290,7 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
         def w_fn(gg, kbk, c, r, s, k):
             return (gg * kg + kbk * kb + k, c, r, s), tail(kbk * kb + k, kg, kgp * kb)
         w_map = IndexMap.build((groups, kgp, cg, g.r, g.s, kb), g.w_shape, w_fn, f"pack O/{kb}IHW{kb}o")
-        core = SpatialCore(v, config["qv"], kb)
+        core = SpatialCore(v, config["qv"], kb, config["style"])
         params = [g.n, groups, cg, kgp * kb, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw]
 
         def y_offset(n, gg, kbk, lane, p, q):
@@ -301,7 +309,7 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
         def w_fn(gg, kbk, c, r, s, k):
             return (gg * kg + kbk * v + k, c, r, s), tail(kbk * v + k, kg, kgp * v)
         w_map = IndexMap.build((groups, kgp, cg, g.r, g.s, v), g.w_shape, w_fn, "pack K[v]-blocked")
-        core = WgradCore(v, nb, config["qb"], kb)
+        core = WgradCore(v, nb, config["qb"], kb, config["style"])
         params = [g.n, groups, cg, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg, np_]
 
         def y_offset(n, gg, kbk, lane, p, q):
