@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ...layouts import get as get_layout
-from ...plan import algorithms, plan as make_plan
+from ...plan import algorithms
+from ...plan import plan as make_plan
 from ...problem import ConvProblem, Direction
 from . import measure, toolchain
 from .kernel import HostKernel
@@ -17,9 +18,9 @@ ACTIVATION_LAYOUTS = ("NCHW", "NHWC", "NCHW16c", "NCHW8c")
 def heuristic_algorithm(problem: ConvProblem, direction: Direction) -> str:
     """No inserted zeros ever multiplied: stride phases for strided bwd_data, and for strided
     bwd_weight unless there are too few input channels to fill the phases' cores; trim otherwise."""
-    if direction is not Direction.fwd and problem.stride != (1, 1):
-        if direction is Direction.bwd_data or problem.c // problem.groups >= 16:
-            return "phase_split"
+    strided = direction is not Direction.fwd and problem.stride != (1, 1)
+    if strided and (direction is Direction.bwd_data or problem.c // problem.groups >= 16):
+        return "phase_split"
     return "trim"
 
 
@@ -103,7 +104,7 @@ def compile_host(problem: ConvProblem, direction: Direction, algorithm: str = "a
     algs = candidate_algorithms(problem, direction) if algorithm == "auto" else [algorithm]
     if tune:
         found = candidates(problem, direction, layout, algs, tune)
-        kernel, best, count = measure.best_of(found, lambda c: _build(problem, direction, layout, c, "", sanitize))
+        kernel, count = measure.best_of(found, lambda c: _build(problem, direction, layout, c, "", sanitize))
         measure.remember(key, {"config": kernel.config, "candidates": count, "requested": tune})
         kernel.provenance = f"measured: best of {count} candidates"
         return kernel

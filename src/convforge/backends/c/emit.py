@@ -11,8 +11,8 @@ the shallowest loop where they can be decided, and the outer loops run in parall
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ...layouts import Condition, Expr, IndexMap
 
@@ -148,8 +148,8 @@ def _merge_axes(copy: Copy) -> Copy:
             shape = copy.shape[:i] + (copy.shape[i] * copy.shape[j],) + copy.shape[j + 1:]
             new = [Expr.var(k if k < j else k - 1, e) for k, e in enumerate(copy.shape)]
             new[i], new[j] = Expr.constant(0), Expr.var(i, shape[i])
-            sub = (lambda e: None if e is None else e.substitute(new))  # noqa: E731
-            copy = Copy(shape, sub(copy.dst_offset), sub(copy.src_offset),
+            copy = Copy(shape, copy.dst_offset.substitute(new),
+                        None if copy.src_offset is None else copy.src_offset.substitute(new),
                         tuple(Condition(c.expr.substitute(new), c.lo, c.hi) for c in copy.conditions),
                         copy.accumulate, copy.zero_first)
             changed = True

@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -68,15 +68,14 @@ def time_kernel(kernel, operands, out, budget_s: float = 0.05, max_runs: int = 1
     return best
 
 
-def best_of(candidates: list[dict], build: Callable[[dict], object]) -> tuple[object, dict, int]:
-    """(fastest correct kernel, its config, number measured)."""
+def best_of(candidates: list[dict], build: Callable[[dict], object]) -> tuple[object, int]:
+    """(fastest correct kernel, number of candidates measured)."""
     rng = np.random.default_rng(0)
-    best = None
-    reference = None
+    best = reference = operands = None
     measured = 0
     for config in candidates[:MAX_CANDIDATES]:
         kernel = build(config)
-        if best is None:
+        if operands is None:
             operands = [rng.uniform(-1, 1, size=kernel.plan.buffer(name).shape).astype(np.float32)
                         for name in kernel.plan.inputs]
         out = np.empty(kernel.out_shape, np.float32)
@@ -87,6 +86,6 @@ def best_of(candidates: list[dict], build: Callable[[dict], object]) -> tuple[ob
         elif not np.allclose(out, reference, rtol=1e-4, atol=1e-4 * float(np.abs(reference).max())):
             continue
         if best is None or seconds < best[0]:
-            best = (seconds, kernel, config)
+            best = (seconds, kernel)
     assert best is not None
-    return best[1], best[2], measured
+    return best[1], measured

@@ -45,7 +45,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("CONVFORGE_CACHE") or Path.cwd() / ".convforge-cache")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiler() -> str:
     for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
         if name and shutil.which(name):
@@ -53,13 +53,13 @@ def compiler() -> str:
     raise CompilerNotFoundError("no C compiler found for target 'host': set $CC or install gcc or clang")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiler_version() -> str:
     out = subprocess.run([compiler(), "--version"], capture_output=True, text=True, check=False)
     return out.stdout.splitlines()[0] if out.stdout else "unknown"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def isa() -> str:
     """'avx512', 'avx2' or 'generic', from the CPU flags the kernel reports."""
     try:
@@ -124,7 +124,7 @@ def build(source: str, sanitize: bool = False, extra_flags: tuple[str, ...] = ()
     return target
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(path: str) -> ctypes.CDLL:
     return ctypes.CDLL(path)
 
