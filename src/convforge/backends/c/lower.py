@@ -183,8 +183,20 @@ class Program:
 
 
 def lowered_stages(plan: Plan) -> list:
-    """The stages a program runs: the plan's, with single-use transforms fused into core reads."""
-    return _fuse_transforms(plan)
+    """The stages a program runs: the plan's, with single-use transforms fused into core reads and
+    the zero fills of the output merged into one contiguous clear up front."""
+    return _merge_zero_fills(plan, _fuse_transforms(plan))
+
+
+def _merge_zero_fills(plan: Plan, stages: list) -> list:
+    """Phase-wise fills are strided stores; one full clear is contiguous. Valid because the plan's
+    writes to its output are disjoint and nothing reads the output."""
+    fills = [s for s in stages if isinstance(s, ZeroFill) and s.dst == plan.output]
+    if not fills:
+        return stages
+    shape = plan.buffer(plan.output).shape
+    clear = ZeroFill(plan.output, IndexMap.identity(shape, "clear output"))
+    return [clear] + [s for s in stages if s not in fills]
 
 
 def _fuse_transforms(plan: Plan) -> list:
@@ -353,7 +365,7 @@ def _lower_gemm(prog: Program, i: int, stage: Gemm, config: dict, v: int) -> Non
 def lower(plan: Plan, stage_configs: list[dict | None] | None, v: int) -> Program:
     """The program for `plan`; `stage_configs[i]` configures the i-th stage after fusion (None: heuristic)."""
     prog = Program()
-    stages = _fuse_transforms(plan)
+    stages = lowered_stages(plan)
     configs = list(stage_configs) if stage_configs is not None else [None] * len(stages)
     if len(configs) != len(stages):
         raise ValueError(f"config has {len(configs)} stage entries, the lowered plan has {len(stages)} stages")
