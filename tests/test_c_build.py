@@ -15,7 +15,8 @@ from convforge.backends.c import CompilerNotFoundError, toolchain
 from convforge.compile import compile as cf_compile
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-PROBLEM = "cf.ConvProblem(3, 5, 7, 9, 8, 3, 2, stride=(2, 1), padding=(1, 0, 2, 1), dilation=(1, 2))"
+PROBLEMS = ("[cf.ConvProblem(3, 5, 7, 9, 8, 3, 2, stride=(2, 1), padding=(1, 0, 2, 1), dilation=(1, 2)), "
+            "cf.ConvProblem(1, 6, 34, 11, 13, 3, 1, stride=(4, 1), padding=(0, 2, 1, 0), dilation=(3, 1), groups=2)]")
 
 
 def run_python(code: str, cache: Path, extra_env: dict | None = None) -> subprocess.Popen:
@@ -47,8 +48,8 @@ def test_cache_key_covers_flags_and_source():
 CHECK_ONE = f"""
 import numpy as np, convforge as cf
 from convforge.compile import compile
-p = {PROBLEM}
-for d in ("fwd", "bwd_data", "bwd_weight"):
+for p in {PROBLEMS}[:COUNT]:
+  for d in ("fwd", "bwd_data", "bwd_weight"):
     k = compile(p, d, **OPTIONS)
     ops = [o.astype(np.float32) for o in cf.reference.random_operands(p, d, np.random.default_rng(0))]
     out = np.full(k.out_shape, np.nan, np.float32)
@@ -60,7 +61,7 @@ print("ok")
 
 
 def test_concurrent_processes_compile_the_same_kernel(tmp_path):
-    code = "OPTIONS = {}\n" + CHECK_ONE
+    code = "OPTIONS = {}\nCOUNT = 1\n" + CHECK_ONE
     procs = [run_python(code, tmp_path) for _ in range(2)]
     results = [p.communicate(timeout=240) + (p.returncode,) for p in procs]
     for out, err, rc in results:
@@ -73,9 +74,9 @@ def test_sanitized_kernels_run_clean(tmp_path):
                              text=True, check=False).stdout.strip()
     if not os.path.isabs(libasan):
         pytest.skip("the compiler has no AddressSanitizer runtime")
-    code = "OPTIONS = {'sanitize': True}\n" + CHECK_ONE.replace(
-        'for d in ("fwd", "bwd_data", "bwd_weight"):',
-        'for d, alg in [(d, a) for d in ("fwd", "bwd_data", "bwd_weight") for a in cf.algorithms(d)]:\n'
+    code = "OPTIONS = {'sanitize': True}\nCOUNT = 2\n" + CHECK_ONE.replace(
+        '  for d in ("fwd", "bwd_data", "bwd_weight"):',
+        '  for d, alg in [(d, a) for d in ("fwd", "bwd_data", "bwd_weight") for a in cf.algorithms(d)]:\n'
         '    OPTIONS["algorithm"] = alg')
     proc = run_python(code, tmp_path, {"LD_PRELOAD": libasan, "ASAN_OPTIONS": "detect_leaks=0",
                                        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",

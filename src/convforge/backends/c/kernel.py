@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import threading
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,8 @@ def check_array(name: str, array: Any, shape: tuple[int, ...], writable: bool = 
 
 
 class HostKernel(Kernel):
-    """Runs the program's calls in order; scratch buffers live with the kernel (not reentrant)."""
+    """Runs the program's calls in order. Scratch buffers live with the kernel, so calls from
+    several Python threads (ctypes releases the GIL) take turns on a lock."""
 
     def __init__(self, problem: ConvProblem, direction: Direction, plan: Plan, program: Program,
                  config: dict, provenance: str, layout: str, sanitize: bool = False):
@@ -52,6 +54,7 @@ class HostKernel(Kernel):
         for b in plan.buffers:
             if b.role == "scratch":
                 self._scratch[b.name] = aligned_empty(int(np.prod(b.shape)))
+        self._lock = threading.Lock()
         self._steps = []
         for call in program.calls:
             fn = getattr(libraries[call.library], call.symbol)
@@ -78,6 +81,7 @@ class HostKernel(Kernel):
         arrays[self.plan.output] = out
         pointers = {name: ctypes.c_void_p(arr.ctypes.data) for name, arr in arrays.items()}
         pointers.update({name: ctypes.c_void_p(arr.ctypes.data) for name, arr in self._scratch.items()})
-        for fn, buffers, extra, _keep in self._steps:
-            fn(*(pointers[name] for name in buffers), *extra)
+        with self._lock:
+            for fn, buffers, extra, _keep in self._steps:
+                fn(*(pointers[name] for name in buffers), *extra)
         return out
