@@ -16,11 +16,12 @@ ACTIVATION_LAYOUTS = ("NCHW", "NHWC", "NCHW16c", "NCHW8c")
 
 
 def heuristic_algorithm(problem: ConvProblem, direction: Direction) -> str:
-    """No inserted zeros ever multiplied: stride phases for strided bwd_data, and for strided
-    bwd_weight unless there are too few input channels to fill the phases' cores; trim otherwise."""
-    strided = direction is not Direction.fwd and problem.stride != (1, 1)
-    if strided and (direction is Direction.bwd_data or problem.c // problem.groups >= 16):
-        return "phase_split"
+    """No inserted zero ever multiplied: stride phases for strided bwd_data; for strided 1x1
+    bwd_weight too (the single phase reads only the strided input); trimmed direct otherwise
+    (bwd_weight of a strided RxS filter reads the input through the core's dilation, no zeros)."""
+    if direction is not Direction.fwd and problem.stride != (1, 1):
+        if direction is Direction.bwd_data or (problem.r, problem.s) == (1, 1):
+            return "phase_split"
     return "trim"
 
 

@@ -134,27 +134,39 @@ def _coefficients(copy: Copy, axis: int) -> tuple[int | None, int | None]:
 
 
 def _merge_axes(copy: Copy) -> Copy:
-    """Fuse neighbouring axes that both offsets walk contiguously (and no condition reads): longer runs."""
+    """Fuse pairs of axes that both offsets walk as one (outer stride = inner extent x inner stride)
+    and no condition reads: longer contiguous runs and full transpose tiles."""
     changed = True
     while changed:
         changed = False
-        for i in range(len(copy.shape) - 1):
-            j = i + 1
-            if any(c.expr.uses(i) or c.expr.uses(j) for c in copy.conditions):
-                continue
-            (di, si), (dj, sj) = _coefficients(copy, i), _coefficients(copy, j)
-            if None in (di, si, dj, sj) or di != dj * copy.shape[j] or si != sj * copy.shape[j]:
-                continue
-            shape = copy.shape[:i] + (copy.shape[i] * copy.shape[j],) + copy.shape[j + 1:]
-            new = [Expr.var(k if k < j else k - 1, e) for k, e in enumerate(copy.shape)]
-            new[i], new[j] = Expr.constant(0), Expr.var(i, shape[i])
-            copy = Copy(shape, copy.dst_offset.substitute(new),
-                        None if copy.src_offset is None else copy.src_offset.substitute(new),
-                        tuple(Condition(c.expr.substitute(new), c.lo, c.hi) for c in copy.conditions),
-                        copy.accumulate, copy.zero_first)
-            changed = True
-            break
+        rank = len(copy.shape)
+        for i in range(rank):
+            for j in range(rank):
+                if i == j or any(c.expr.uses(i) or c.expr.uses(j) for c in copy.conditions):
+                    continue
+                (di, si), (dj, sj) = _coefficients(copy, i), _coefficients(copy, j)
+                if None in (di, si, dj, sj) or di != dj * copy.shape[j] or si != sj * copy.shape[j]:
+                    continue
+                copy = _fused(copy, i, j)
+                changed = True
+                break
+            if changed:
+                break
     return copy
+
+
+def _fused(copy: Copy, outer: int, inner: int) -> Copy:
+    """Axis `outer` and `inner` become one axis (at outer's place) of their product's extent."""
+    keep = [k for k in range(len(copy.shape)) if k != inner]
+    shape = tuple(copy.shape[k] * (copy.shape[inner] if k == outer else 1) for k in keep)
+    position = {k: n for n, k in enumerate(keep)}
+    new = [Expr.var(position[k], shape[position[k]]) if k != inner else None for k in range(len(copy.shape))]
+    new[outer] = Expr.constant(0)
+    new[inner] = Expr.var(position[outer], shape[position[outer]])
+    return Copy(shape, copy.dst_offset.substitute(new),
+                None if copy.src_offset is None else copy.src_offset.substitute(new),
+                tuple(Condition(c.expr.substitute(new), c.lo, c.hi) for c in copy.conditions),
+                copy.accumulate, copy.zero_first)
 
 
 def _tile_pair(copy: Copy) -> tuple[int, int] | None:
