@@ -19,9 +19,9 @@ def heuristic_algorithm(problem: ConvProblem, direction: Direction) -> str:
     """No inserted zero ever multiplied: stride phases for strided bwd_data; for strided 1x1
     bwd_weight too (the single phase reads only the strided input); trimmed direct otherwise
     (bwd_weight of a strided RxS filter reads the input through the core's dilation, no zeros)."""
-    if direction is not Direction.fwd and problem.stride != (1, 1):
-        if direction is Direction.bwd_data or (problem.r, problem.s) == (1, 1):
-            return "phase_split"
+    strided = direction is not Direction.fwd and problem.stride != (1, 1)
+    if strided and (direction is Direction.bwd_data or (problem.r, problem.s) == (1, 1)):
+        return "phase_split"
     return "trim"
 
 
