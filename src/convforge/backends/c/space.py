@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +60,3 @@ class Space:
 
     def describe(self) -> str:
         return f"{self.name}: " + ", ".join(f"{k.name} in {list(k.choices)}" for k in self.knobs)
-
-
-def nearest(choices: Sequence[int], target: float) -> int:
-    return min(choices, key=lambda c: (abs(c - target), c))
