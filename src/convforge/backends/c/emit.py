@@ -257,8 +257,9 @@ def copy_loop(name: str, copy: Copy, threads_hint: int = 2, tiles: bool = True) 
     indent = "  "
     if fused:
         extents = [copy.shape[order[d]] for d in range(fused)]
-        if parallel:
-            lines.append(f"{indent}#pragma omp parallel for schedule(dynamic, 1)")
+        if parallel:  # ~64 chunks: balance under contention without an atomic per tiny iteration
+            chunk = max(1, math.prod(extents) // 64)
+            lines.append(f"{indent}#pragma omp parallel for schedule(dynamic, {chunk})")
         lines.append(f"{indent}for (long t = 0; t < {math.prod(extents)}L; t++) {{")
         indent += "  "
         rem = "t"
