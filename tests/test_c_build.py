@@ -16,7 +16,8 @@ from convforge.compile import compile as cf_compile
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 PROBLEMS = ("[cf.ConvProblem(3, 5, 7, 9, 8, 3, 2, stride=(2, 1), padding=(1, 0, 2, 1), dilation=(1, 2)), "
-            "cf.ConvProblem(1, 6, 34, 11, 13, 3, 1, stride=(4, 1), padding=(0, 2, 1, 0), dilation=(3, 1), groups=2)]")
+            "cf.ConvProblem(1, 6, 34, 11, 13, 3, 1, stride=(4, 1), padding=(0, 2, 1, 0), dilation=(3, 1), groups=2), "
+            "cf.ConvProblem(2, 20, 8, 4, 8, 1, 1)]")
 
 
 def run_python(code: str, cache: Path, extra_env: dict | None = None) -> subprocess.Popen:
@@ -74,7 +75,7 @@ def test_sanitized_kernels_run_clean(tmp_path):
                              text=True, check=False).stdout.strip()
     if not os.path.isabs(libasan):
         pytest.skip("the compiler has no AddressSanitizer runtime")
-    code = "OPTIONS = {'sanitize': True}\nCOUNT = 2\n" + CHECK_ONE.replace(
+    code = "OPTIONS = {'sanitize': True}\nCOUNT = 3\n" + CHECK_ONE.replace(
         '  for d in ("fwd", "bwd_data", "bwd_weight"):',
         '  for d, alg in [(d, a) for d in ("fwd", "bwd_data", "bwd_weight") for a in cf.algorithms(d)]:\n'
         '    OPTIONS["algorithm"] = alg')

@@ -107,6 +107,18 @@ def test_spatial_core_configs(direction, config):
     assert rel_err(kernel(*ops), ref) < 1e-4
 
 
+@pytest.mark.parametrize("direction", ["fwd", "bwd_data"])
+def test_pointwise_core_uses_caller_buffers(direction):
+    """A 1x1 core over whole vector rows reads and writes NCHW in place: no pack, no unpack."""
+    p = cf.ConvProblem(3, 20, 8, 4, 8, 1, 1)
+    config = {"core": "spatial", "style": "vector_ext", "qv": 2, "kb": 4}
+    kernel = cf.compile(p, direction, config={"algorithm": "trim", "stages": [config]})
+    assert set(kernel.program.scratch) == {"s0_w"}
+    ops = operands(p, direction, seed=8)
+    ref = cf.reference.compute(p, direction, *[o.astype(np.float64) for o in ops])
+    assert rel_err(kernel(*ops), ref) < 1e-4
+
+
 def test_spatial_core_needs_unit_column_stride():
     with pytest.raises(ValueError, match="core .spatial. does not apply"):
         cf.compile(P, "bwd_weight", config={"algorithm": "direct", "stages": [{"core": "spatial", "style": "vector_ext", "qv": 1, "kb": 1}]})

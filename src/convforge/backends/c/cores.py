@@ -209,10 +209,11 @@ void {self.symbol}(const float* restrict x, const float* restrict w, float* rest
   const long N = g[0], G = g[1], Cg = g[2], Kp = g[3], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8],
              Qp = g[9], sh = g[10], dh = g[12], dw = g[13];
   const long kgroups = Kp / {kb}, qblocks = Qp / ({qv} * V), tasks = N * G * kgroups * P * qblocks;
+  /* channel groups vary fastest: consecutive tasks reuse the same input columns from cache */
   #pragma omp parallel for schedule(dynamic, 1)
   for (long t = 0; t < tasks; t++) {{
-    const long qb = t % qblocks, p = (t / qblocks) % P, kg = (t / qblocks / P) % kgroups;
-    const long gg = (t / qblocks / P / kgroups) % G, n = t / qblocks / P / kgroups / G;
+    const long kg = t % kgroups, qb = (t / kgroups) % qblocks, p = (t / kgroups / qblocks) % P;
+    const long gg = (t / kgroups / qblocks / P) % G, n = t / kgroups / qblocks / P / G;
     const float* xn = x + (n * G + gg) * Cg * Hp * Wp + qb * {qv} * V;
     const float* wk = w + (gg * kgroups + kg) * Cg * R * S * {kb};
     float* yk = y + (((n * G + gg) * Kp + kg * {kb}) * P + p) * Qp + qb * {qv} * V;
