@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import convforge as cf
-from convforge.backends.c.lower import fwd_space, gemm_space, spatial_space, wgrad_space
+from convforge.backends.c.configs import fwd_space, gemm_space, spatial_space, wgrad_space
 from convforge.backends.c.toolchain import vector_width
 
 P = cf.ConvProblem(3, 5, 6, 9, 10, 3, 2, stride=(2, 1), padding=(1, 2, 0, 1), dilation=(1, 2))

@@ -9,8 +9,9 @@ from ...plan import algorithms
 from ...plan import plan as make_plan
 from ...problem import ConvProblem, Direction
 from . import measure, toolchain
+from .configs import ranked_stage_configs
 from .kernel import HostKernel
-from .lower import lower, lowered_stages, ranked_stage_configs
+from .lower import lower, lowered_stages
 
 ACTIVATION_LAYOUTS = ("NCHW", "NHWC", "NCHW16c", "NCHW8c")
 
