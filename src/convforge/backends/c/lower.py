@@ -1,15 +1,20 @@
 """Lower a plan + config to a host program: generated C glue, compute cores and a call list.
 
+Stage rewrites first (`lowered_stages`): a Transform whose scratch feeds exactly one conv-core
+operand is fused into that operand's pack (one pass, no scratch); zero fills of the output become
+one contiguous clear up front; pointwise cores run over flattened H*W rows.
+
 Per stage:
-- `Transform`  one gather loop of its composed map; when its result feeds exactly one conv-core
-               operand it is fused into that operand's pack instead (one pass, no scratch).
+- `Transform`  one gather loop of its composed map.
 - `ZeroFill`   one store loop over its map.
 - `ScatterAdd` clear the destination, then one accumulating loop (col2im).
 - `Gemm`       pack A and B through their views (padded to the register block), `cf_gemm`, then
                scatter C through its view.
-- `ConvCore`   pack x and w through their views into blocked, zero-padded buffers, run the `fwd`
-               or `wgrad` core, scatter the blocked result through y's view (e.g. the stride-phase
-               interleave). Which core and which register block is the stage's config.
+- `ConvCore`   pack x and w through their views into blocked, zero-padded buffers (the stride of
+               a 1-tap axis folded into the pack), run the `fwd`, `wgrad` or `spatial` core,
+               scatter the result through y's view (e.g. the stride-phase interleave). Rows that
+               are structurally zero (trimmed taps, zeros a fused conversion inserted) are skipped
+               by the core; the spatial core reads and writes NCHW in place when it can.
 """
 
 from __future__ import annotations
