@@ -11,6 +11,10 @@ baked in, so one compiled core serves every problem with the same configuration.
 - `wgrad` the weight-gradient shape of the same conv (big filter = the batch's dY, tiny output):
           vectors over K, a register block of NB core-batch rows x QB output taps x KB k-blocks,
           the whole reduction over (c, r, s) in registers.
+Cores are written with GCC vector extensions (any ISA) or, with the `style` knob, AVX-512
+intrinsics. Measured on the development machine (1 thread, ResNet-50 28x28x128 3x3, N=8): fwd
+216.8 vs 215.3-218.7 GFLOP/s, wgrad 204.3 vs 203.0: GCC emits the same broadcast-FMA code, so
+vector extensions are the default.
 All parallel loops use a dynamic schedule: on a shared machine a thread that loses its core for a
 time slice would otherwise stall the whole team at the next barrier.
 - `gemm`  C[g][m][n] = A[g][m][k] B[g][k][n] with an MR x NR-vector register block.
