@@ -61,6 +61,12 @@ print("ok")
 """
 
 
+CHECK_ALL_ALGORITHMS = CHECK_ONE.replace(
+    '  for d in ("fwd", "bwd_data", "bwd_weight"):',
+    '  for d, alg in [(d, a) for d in ("fwd", "bwd_data", "bwd_weight") for a in cf.algorithms(d)]:\n'
+    '    OPTIONS["algorithm"] = alg')
+
+
 def test_concurrent_processes_compile_the_same_kernel(tmp_path):
     code = "OPTIONS = {}\nCOUNT = 1\n" + CHECK_ONE
     procs = [run_python(code, tmp_path) for _ in range(2)]
@@ -75,10 +81,7 @@ def test_sanitized_kernels_run_clean(tmp_path):
                              text=True, check=False).stdout.strip()
     if not os.path.isabs(libasan):
         pytest.skip("the compiler has no AddressSanitizer runtime")
-    code = "OPTIONS = {'sanitize': True}\nCOUNT = 3\n" + CHECK_ONE.replace(
-        '  for d in ("fwd", "bwd_data", "bwd_weight"):',
-        '  for d, alg in [(d, a) for d in ("fwd", "bwd_data", "bwd_weight") for a in cf.algorithms(d)]:\n'
-        '    OPTIONS["algorithm"] = alg')
+    code = "OPTIONS = {'sanitize': True}\nCOUNT = 3\n" + CHECK_ALL_ALGORITHMS
     proc = run_python(code, tmp_path, {"LD_PRELOAD": libasan, "ASAN_OPTIONS": "detect_leaks=0",
                                        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
                                        "OMP_NUM_THREADS": "2"})
@@ -96,3 +99,17 @@ def test_missing_compiler_is_a_clear_error(monkeypatch, tmp_path):
             cf_compile(cf.ConvProblem(1, 1, 1, 3, 3, 1, 1, name="nocc"), "fwd")
     finally:
         toolchain.compiler.cache_clear()
+
+
+def test_avx2_lowering_is_correct(tmp_path):
+    """8-lane vectors and the scalar transpose fallback, as on a CPU without AVX-512."""
+    code = """
+from convforge.backends.c import toolchain
+toolchain.isa = lambda: "avx2"
+base = toolchain.base_flags
+toolchain.base_flags = lambda: base() + ("-mno-avx512f",)
+assert toolchain.vector_width() == 8
+""" + "OPTIONS = {}\nCOUNT = 3\n" + CHECK_ALL_ALGORITHMS
+    proc = run_python(code, tmp_path)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0 and out.strip() == "ok", err[-3000:]
