@@ -28,6 +28,11 @@ class Kernel:
         self.stats: dict[str, Any] = {}
 
     @property
+    def out_shape(self) -> tuple[int, ...]:
+        """Shape of the result (and of `out=`) in the caller's layout."""
+        raise NotImplementedError
+
+    @property
     def macs(self) -> int:
         """Useful multiply-adds of one call (the same for every direction and algorithm)."""
         return self.problem.useful_macs
