@@ -169,6 +169,17 @@ def _fused(copy: Copy, outer: int, inner: int) -> Copy:
                 copy.accumulate, copy.zero_first)
 
 
+def _reversed(copy: Copy, axis: int) -> Copy:
+    """The same copy with `axis` iterated backwards (index i becomes extent - 1 - i)."""
+    extent = copy.shape[axis]
+    new = [Expr.var(k, e) for k, e in enumerate(copy.shape)]
+    new[axis] = Expr.constant(extent - 1) - Expr.var(axis, extent)
+    return Copy(copy.shape, copy.dst_offset.substitute(new),
+                None if copy.src_offset is None else copy.src_offset.substitute(new),
+                tuple(Condition(c.expr.substitute(new), c.lo, c.hi) for c in copy.conditions),
+                copy.accumulate, copy.zero_first)
+
+
 def _tile_pair(copy: Copy) -> tuple[int, int] | None:
     """(a, b): a writes contiguously, b reads contiguously, and every condition on them is a plain
     loop bound on one of the two. Then 16x16 tiles of (a, b) move through a register transpose."""
@@ -219,9 +230,17 @@ def _bound(cond: Condition, var: int, extent: int, names: list[str]) -> tuple[st
 def copy_loop(name: str, copy: Copy, threads_hint: int = 2, tiles: bool = True) -> str:
     """A C function `void name(float* dst, const float* src)` performing `copy`."""
     copy = _merge_axes(copy)
+    pair = _tile_pair(copy) if tiles else None
+    if tiles and pair is None:  # a source read backwards (a flipped filter) tiles once reversed
+        for axis in range(len(copy.shape)):
+            if _coefficients(copy, axis)[1] == -1:
+                reversed_copy = _merge_axes(_reversed(copy, axis))
+                pair = _tile_pair(reversed_copy)
+                if pair:
+                    copy = reversed_copy
+                    break
     rank = len(copy.shape)
     names = [f"i{k}" for k in range(rank)]
-    pair = _tile_pair(copy) if tiles else None
     if pair:
         a, b = pair
         order = [i for i in range(rank) if i not in pair] + [a, b]
