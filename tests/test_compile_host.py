@@ -77,6 +77,16 @@ def test_tuning_measures_and_remembers(monkeypatch, tmp_path):
     assert "heuristic" in cf.compile(p, "bwd_data", algorithm="trim").provenance
 
 
+def test_stale_tuning_record_is_ignored(monkeypatch, tmp_path):
+    monkeypatch.setenv("CONVFORGE_CACHE", str(tmp_path))
+    from convforge.backends.c import measure
+    key = measure.record_key(P, cf.Direction.fwd, "NCHW") + "|auto"
+    measure.remember(key, {"config": {"algorithm": "trim", "stages": [{"core": "fwd", "rows": 3}]},
+                           "candidates": 2, "requested": 2})
+    kernel = cf.compile(P, "fwd")
+    assert "heuristic" in kernel.provenance
+
+
 def test_auto_avoids_inserted_zeros_for_strided_bwd_data():
     assert cf.compile(P, "bwd_data").config["algorithm"] == "phase_split"
 

@@ -101,8 +101,11 @@ def compile_host(problem: ConvProblem, direction: Direction, algorithm: str = "a
     key = measure.record_key(problem, direction, layout) + f"|{algorithm}"
     record = measure.lookup(key)
     if record is not None and record.get("requested", 0) >= tune:
-        return _build(problem, direction, layout, record["config"],
-                      f"measured earlier: best of {record['candidates']} candidates (cached)", sanitize)
+        try:
+            return _build(problem, direction, layout, record["config"],
+                          f"measured earlier: best of {record['candidates']} candidates (cached)", sanitize)
+        except (ValueError, KeyError, TypeError):
+            pass  # a record from an older config space: measure or fall back to the heuristic
     algs = candidate_algorithms(problem, direction) if algorithm == "auto" else [algorithm]
     if tune:
         found = candidates(problem, direction, layout, algs, tune)
