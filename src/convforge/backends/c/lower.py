@@ -84,8 +84,8 @@ def _flattened(stage):
         return stage
     g = stage.geometry
     pointwise = (g.r, g.s, g.stride, g.offset, g.input_dilation) == (1, 1, (1, 1), (0, 0), (1, 1))
-    if not pointwise or (g.h, g.w) != (g.p, g.q) or g.h == 1:
-        return stage
+    if not pointwise or (g.h, g.w) != (g.p, g.q) or g.h == 1 or stage.x.view.conditions:
+        return stage  # (a conditional view may hold zero rows the core skips row by row)
     flat = dataclasses.replace(g, h=1, w=g.h * g.w, p=1, q=g.p * g.q)
 
     def rows(shape, width):
