@@ -263,17 +263,18 @@ def test_convforge_kernel_candidate_follows_the_compile_contract(monkeypatch):
             out[...] = reference.compute(self.problem, self.direction, a, b)
             return out
 
-    def compile_(problem, direction, target="host", algorithm="auto", layout="NCHW"):
-        calls.append((direction, target, algorithm, layout))
+    def compile_(problem, direction, target="host", algorithm="auto", layout="NCHW", **options):
+        calls.append((direction, target, algorithm, layout, options))
         return StandIn(problem, direction)
     monkeypatch.setattr(convforge, "compile", compile_, raising=False)
     clock = FakeClock()
-    candidate = ConvForgeKernel("host", "direct")
+    candidate = ConvForgeKernel("host", "direct", options={"tune": 4})
     results = run(clock, [candidate], fake(clock, "base", 0.001, "baseline"), directions=[Direction.bwd_data])
-    assert calls == [(Direction.bwd_data, "host", "direct", "NCHW")] * len(TINY)
+    assert calls == [(Direction.bwd_data, "host", "direct", "NCHW", {"tune": 4})] * len(TINY)
     entry = results.groups[0].entry("convforge[direct]")
     assert entry.timed and entry.check.ok
     assert entry.info["provenance"] == "heuristic" and entry.info["config"]["tile"] == [4, 8]
+    assert entry.info["options"] == {"tune": 4}
     assert entry.info["preallocated_output"] is True and entry.info["macs"] == TINY[0].useful_macs
     monkeypatch.delattr(convforge, "compile")
     missing = run(clock, [candidate], None, directions=[Direction.fwd])

@@ -91,6 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default="host",
                         help=f"convforge.compile target; '{TARGET_PLAN}' = the NumPy plan executor")
     parser.add_argument("--layout", default="NCHW", help="activation layout passed to convforge.compile")
+    parser.add_argument("--tune", type=int, default=0,
+                        help="passed to convforge.compile as tune=N (host: measure up to N configs, cached); "
+                             "tuning happens while compiling, before and outside the timing")
     parser.add_argument("--threads", type=_positive_int, default=2, help="threads for candidate and baseline")
     parser.add_argument("--rounds", type=_positive_int, default=5, help="alternating rounds over all cases")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls per case per round")
@@ -145,7 +148,7 @@ def _candidates(args, per_direction: dict[Direction, list[str]]):
     def make(algorithm: str):
         if args.target == TARGET_PLAN:
             return PlanExecutor(algorithm)
-        return ConvForgeKernel(args.target, algorithm, args.layout)
+        return ConvForgeKernel(args.target, algorithm, args.layout, {"tune": args.tune} if args.tune else {})
     made = {d: [make(a) for a in names] for d, names in per_direction.items()}
     return lambda direction: made[direction]
 
@@ -245,7 +248,7 @@ def _meta(args, policy, per_direction, allocator, peak_info) -> dict:
             "machine": {**machine.info(), "loadavg_start": machine.loadavg()}, "peak": peak_info,
             "settings": {"suite": args.suite, "batch": args.batch, "directions": [d.value for d in args.directions],
                          "against": args.against, "algorithms": {d.value: a for d, a in per_direction.items()},
-                         "target": args.target, "layout": args.layout, "threads": args.threads,
+                         "target": args.target, "layout": args.layout, "tune": args.tune, "threads": args.threads,
                          "policy": vars(policy), "seed": args.seed, **allocator},
             "method": "alternating rounds; per-round median; minimum over rounds (see convforge.bench.timing)",
             "rounds": []}
