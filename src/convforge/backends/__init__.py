@@ -1,0 +1,1 @@
+"""Backends: lowering of plan stages + configs to runnable code, one subpackage per target kind."""

@@ -1,0 +1,164 @@
+"""Config spaces of the generated stages and the heuristic that ranks their points.
+
+Each stage kind declares its knobs as a `Space` (what a tuner searches); `ranked_stage_configs`
+orders a stage's points by a small cost model: padding waste, loads per FMA in the register block,
+and the pack passes a choice needs (a moved element priced in multiply-adds, higher once the
+activations no longer fit in cache). `default_stage_config` is its first choice.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ...layouts import Expr, IndexMap
+from ...plan import ConvCore, Gemm
+from .cores import STYLES
+from .emit import row_major_offset
+from .space import Knob, Space
+
+REGISTERS = 32  # zmm/ymm registers; the accumulator block plus loaded operands must fit
+# multiply-adds per element moved by a pack pass: cheap while the activations stay in cache, a
+# memory-bound pass beyond (measured on ResNet-50 1x1 layers, N=1 vs N=8)
+MOVE_COST_CACHED, MOVE_COST_MEMORY, CACHED_BYTES = 10, 60, 16 << 20
+SPATIAL_PENALTY = 1.6  # the spatial core's FMA rate relative to the blocked core (measured)
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+# ---------------------------------------------------------------------- config spaces
+def style_knob(v: int) -> Knob:
+    return Knob("style", STYLES if v == 16 else STYLES[:1], "GCC vector extensions or AVX-512 intrinsics")
+
+
+def fwd_space(v: int) -> Space:
+    return Space("conv_fwd", (
+        Knob("core", ("fwd",)),
+        style_knob(v),
+        Knob("qb", (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 24, 28), "output columns per register block"),
+        Knob("kb", (1, 2, 3, 4), f"output channel blocks of {v} per register block"),
+    ), lambda c: c["qb"] * c["kb"] + c["kb"] <= REGISTERS - 1)
+
+
+def wgrad_space(v: int) -> Space:
+    return Space("conv_wgrad", (
+        Knob("core", ("wgrad",)),
+        style_knob(v),
+        Knob("nb", (1, 2, 3, 4, 6, 8, 12), "core-batch rows (dW input channels) per register block"),
+        Knob("qb", (1, 2, 3, 4, 5, 7), "output taps per register block"),
+        Knob("kb", (1, 2), f"output channel blocks of {v} per register block"),
+    ), lambda c: 2 <= c["nb"] * c["qb"] * c["kb"] <= 28 or c["nb"] * c["qb"] * c["kb"] == 1)
+
+
+def spatial_space(v: int) -> Space:
+    return Space("conv_spatial", (
+        Knob("core", ("spatial",)),
+        style_knob(v),
+        Knob("qv", (1, 2, 3, 4, 5, 6, 7, 8), f"vectors of {v} output columns per register block"),
+        Knob("kb", (1, 2, 3, 4, 6, 8), "output channels per register block"),
+    ), lambda c: c["qv"] * c["kb"] + c["kb"] + 1 <= REGISTERS)
+
+
+def gemm_space() -> Space:
+    return Space("gemm", (Knob("mr", (1, 2, 4, 6, 8)), Knob("nr", (1, 2, 3))),
+                 lambda c: c["mr"] * c["nr"] + c["nr"] <= REGISTERS - 2)
+
+
+def unit_columns(g) -> bool:
+    """Consecutive output columns read consecutive packed columns (a 1-tap axis folds its stride)."""
+    return g.stride[1] == 1 or g.s == 1
+
+
+def stage_spaces(stage, v: int) -> dict[str, Space]:
+    if isinstance(stage, ConvCore):
+        spaces = {"fwd": fwd_space(v), "wgrad": wgrad_space(v)}
+        if unit_columns(stage.geometry):
+            spaces["spatial"] = spatial_space(v)
+        return spaces
+    if isinstance(stage, Gemm):
+        return {"gemm": gemm_space()}
+    return {}
+
+
+def default_stage_config(stage, v: int) -> dict | None:
+    """The heuristic: the register block with the best ratio of FMAs to loads, with little padding."""
+    ranked = ranked_stage_configs(stage, v, 1)
+    return ranked[0] if ranked else None
+
+
+def ranked_stage_configs(stage, v: int, count: int) -> list[dict]:
+    """The `count` best configs of a stage by the cost formula (the other core kind included)."""
+    if isinstance(stage, Gemm):
+        first = {"mr": 6, "nr": 2 if stage.n > v else 1}
+        return [first] + [c for c in gemm_space() if c != first and c["mr"] >= 4][:count - 1]
+    if not isinstance(stage, ConvCore):
+        return []
+    g = stage.geometry
+    kgb = ceil_div(g.k // g.groups, v)
+    if g.r * g.s > g.p * g.q:  # the weight-gradient shape: a huge filter, a tiny output
+        def wcost(c):
+            if kgb % c["kb"] and c["kb"] > 1:
+                return float("inf"), 0
+            waste = (ceil_div(g.n, c["nb"]) * c["nb"] / g.n) * (ceil_div(g.q, c["qb"]) * c["qb"] / g.q) \
+                * (ceil_div(kgb, c["kb"]) * c["kb"] / kgb) * kgb * v / (g.k // g.groups)
+            block = c["nb"] * c["qb"] * c["kb"]
+            loads = c["kb"] + c["nb"] * c["qb"]  # every broadcast FMA reads memory: keep loads <= FMAs
+            return waste * max(1.0, loads / block) * (1 + 2 / block), -block
+    else:
+        wcost = None
+
+    kg = g.k // g.groups
+    lanes = kgb * v / kg  # vector lanes per useful output channel
+    dense = g.n * g.k * (g.c // g.groups) * g.r * g.s * g.p * g.q
+
+    def moves(c):
+        """Pack and unpack passes in units of the core's work."""
+        x_direct, y_direct = direct_io(stage, c, v)
+        elements = (0 if x_direct else math.prod(g.x_shape)) + (0 if y_direct else math.prod(g.y_shape))
+        cached = 4 * (math.prod(g.x_shape) + math.prod(g.y_shape)) < CACHED_BYTES
+        return (MOVE_COST_CACHED if cached else MOVE_COST_MEMORY) * elements / dense
+
+    def fcost(c):
+        if kgb % c["kb"] and c["kb"] > 1:  # padded channel blocks cost FMAs and a slower weight pack
+            return float("inf"), 0
+        waste = (ceil_div(g.q, c["qb"]) * c["qb"] / g.q) * (ceil_div(kgb, c["kb"]) * c["kb"] / kgb) * lanes
+        block, loads = c["qb"] * c["kb"], c["qb"] + c["kb"]
+        return waste * max(1.0, loads / block) * (1 + 4 / block) + moves(c), -c["kb"]
+
+    def scost(c):
+        width = c["qv"] * v
+        waste = (ceil_div(g.q, width) * width / g.q) * (ceil_div(kg, c["kb"]) * c["kb"] / kg)
+        block, loads = c["qv"] * c["kb"], c["qv"] + c["kb"]
+        return waste * max(1.0, loads / block) * (1 + 4 / block) * SPATIAL_PENALTY + moves(c), -block
+
+    def top(space, cost, n):  # intrinsics rank just behind the same block in vector extensions
+        cost = (lambda c, base=cost: (base(c)[0] * (1.001 if c["style"] != STYLES[0] else 1), base(c)[1]))
+        return sorted(((cost(c), i, c) for i, c in enumerate(space) if cost(c)[0] != float("inf")),
+                      key=lambda t: t[:2])[:n]
+    if wcost is not None:  # the weight-gradient shape: mostly wgrad blocks, one fwd block for contrast
+        return [c for *_, c in top(wgrad_space(v), wcost, max(1, count - 1))] + \
+            [c for *_, c in top(fwd_space(v), fcost, 1 if count > 1 else 0)]
+    ranked = top(fwd_space(v), fcost, count)
+    if unit_columns(g):
+        ranked = sorted(ranked + top(spatial_space(v), scost, count), key=lambda t: t[0])
+    return [c for *_, c in ranked[:count]]
+
+
+def is_plain(view: IndexMap) -> bool:
+    """The view reads its buffer in its own row-major order: the buffer itself, reshaped."""
+    vars_ = [Expr.var(i, e) if e > 1 else Expr.constant(0) for i, e in enumerate(view.out_shape)]
+    return (not view.conditions and math.prod(view.out_shape) == math.prod(view.src_shape)
+            and view.flat_offset().substitute(vars_) == row_major_offset(vars_, view.out_shape))
+
+
+def direct_io(stage: ConvCore, config: dict, v: int) -> tuple[bool, bool]:
+    """Whether the spatial core can read x and write y in the caller's buffers (no pack passes)."""
+    g = stage.geometry
+    if config.get("core") != "spatial":
+        return False, False
+    whole_rows = g.q % (config["qv"] * v) == 0  # no padded columns: packed rows are the caller's rows
+    x_plain = whole_rows and is_plain(stage.x.view) and (
+        g.r, g.s, g.stride, g.offset, g.input_dilation, g.h, g.w) == (1, 1, (1, 1), (0, 0), (1, 1), 1, g.q)
+    y_plain = whole_rows and is_plain(stage.y.view) and (g.k // g.groups) % config["kb"] == 0
+    return x_plain, y_plain

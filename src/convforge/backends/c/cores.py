@@ -1,0 +1,290 @@
+"""C sources of the compute cores: runtime shapes, compile-time register blocks.
+
+Every core reads operands already packed into a blocked layout (channel blocks of V lanes, spatial
+zero padding materialized, block tails zero), so its inner loops never test bounds. Shapes, strides
+and dilations arrive at run time in a `long` array; only the register block (and unit stride) is
+baked in, so one compiled core serves every problem with the same configuration.
+
+- `fwd`   y[n][kb][p][q][V] += x[n][cb][p*sh+r*dh][q*sw+s*dw][c] * w[kb][cb][c][r][s][V]: the
+          oneDNN-style direct conv, an output register block of QB columns x KB channel blocks,
+          broadcast-FMA over input channels, OpenMP over (n, group, k-block group, output row).
+- `wgrad` the weight-gradient shape of the same conv (big filter = the batch's dY, tiny output):
+          vectors over K, a register block of NB core-batch rows x QB output taps x KB k-blocks,
+          the whole reduction over (c, r, s) in registers.
+Cores are written with GCC vector extensions (any ISA) or, with the `style` knob, AVX-512
+intrinsics. Measured on the development machine (1 thread, ResNet-50 28x28x128 3x3, N=8): fwd
+216.8 vs 215.3-218.7 GFLOP/s, wgrad 204.3 vs 203.0: GCC emits the same broadcast-FMA code, so
+vector extensions are the default.
+All parallel loops use a dynamic schedule: on a shared machine a thread that loses its core for a
+time slice would otherwise stall the whole team at the next barrier.
+- `gemm`  C[g][m][n] = A[g][m][k] B[g][k][n] with an MR x NR-vector register block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VECTOR_HEADER = """#include <stddef.h>
+#include <string.h>
+#define V {v}
+typedef float vf __attribute__((vector_size(V * 4)));
+static inline vf vld(const float* p) {{ vf x; memcpy(&x, p, sizeof x); return x; }}
+static inline void vst(float* p, vf x) {{ memcpy(p, &x, sizeof x); }}
+#define FMA(acc, vec, scalar) ((acc) += (vec) * (scalar))
+"""
+
+INTRINSICS_HEADER = """#include <stddef.h>
+#include <string.h>
+#include <immintrin.h>
+#define V 16
+typedef __m512 vf;
+#define vld _mm512_loadu_ps
+#define vst _mm512_storeu_ps
+#define FMA(acc, vec, scalar) ((acc) = _mm512_fmadd_ps((vec), _mm512_set1_ps(scalar), (acc)))
+"""
+
+STYLES = ("vector_ext", "intrinsics")
+
+
+def header(v: int, style: str) -> str:
+    """GCC vector extensions (any ISA) or explicit AVX-512 intrinsics (16 lanes only)."""
+    if style == "intrinsics":
+        if v != 16:
+            raise ValueError("style 'intrinsics' is written for AVX-512 (16 fp32 lanes)")
+        return INTRINSICS_HEADER
+    return VECTOR_HEADER.format(v=v)
+
+
+@dataclass(frozen=True)
+class FwdCore:
+    v: int
+    qb: int
+    kb: int
+    unit_stride: bool  # sw == 1 baked in: the broadcasts become constant offsets
+    style: str = "vector_ext"
+
+    symbol = "cf_conv_fwd"
+
+    def source(self) -> str:
+        qb, kb = self.qb, self.kb
+        sw = "V" if self.unit_stride else "swv"
+        acc = [f"a{j}_{i}" for j in range(kb) for i in range(qb)]
+        lines = [header(self.v, self.style)]
+        lines.append("static inline void tile(const float* restrict x, const float* restrict w, "
+                     "float* restrict y, const long* g, const unsigned char* rowmask, long p) {")
+        lines.append("  const long Cgb = g[2], Hp = g[4], Wp = g[5], R = g[6], S = g[7], Qp = g[9], sh = g[10], "
+                     "sw = g[11], dh = g[12], dw = g[13], Cg = g[14], P = g[8];")
+        lines.append("  const long swv = sw * V; (void)swv; const long wks = Cgb * R * S * V * V;")
+        lines.append(f"  vf {', '.join(acc)};")
+        lines.append("  " + " ".join(f"{a} = (vf){{0}};" for a in acc))
+        lines.append("  for (long cb = 0; cb < Cgb; cb++) {")
+        lines.append("    const long cvn = (Cg - cb * V) < V ? (Cg - cb * V) : V;")
+        lines.append("    for (long r = 0; r < R; r++) {")
+        lines.append("      const long row = p * sh + r * dh;")
+        lines.append("      if (!rowmask[row]) continue;")
+        lines.append("      const float* xr = x + (cb * Hp + row) * Wp * V;")
+        lines.append("      const float* wr = w + (cb * V * R + r) * S * V;")
+        lines.append("      for (long s = 0; s < S; s++) {")
+        lines.append("        const float* xs = xr + s * dw * V;")
+        lines.append("        const float* ws = wr + s * V;")
+        lines.append("        for (long cv = 0; cv < cvn; cv++) {")
+        for j in range(kb):
+            lines.append(f"          const vf w{j} = vld(ws + {j} * wks + cv * R * S * V);")
+        for i in range(qb):
+            lines.append(f"          {{ const float xv = xs[{i} * {sw} + cv];")
+            for j in range(kb):
+                lines.append(f"            FMA(a{j}_{i}, w{j}, xv);")
+            lines.append("          }")
+        lines.append("        }\n      }\n    }\n  }")
+        for j in range(kb):
+            for i in range(qb):
+                lines.append(f"  vst(y + {j} * P * Qp * V + {i} * V, a{j}_{i});")
+        lines.append("}")
+        lines.append(f"""
+/* x [N][G][Cgb][Hp][Wp][V], w [G][Kgp][Cgb][V][R][S][V], y [N][G][Kgp][P][Qp][V]; Kgp % {kb} == 0, Qp % {qb} == 0 */
+void {self.symbol}(const float* restrict x, const float* restrict w, float* restrict y, const long* g,
+                 const unsigned char* rowmask) {{
+  const long N = g[0], G = g[1], Cgb = g[2], Kgp = g[3], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8],
+             Qp = g[9], sw = g[11];
+  const long kgroups = Kgp / {kb}, qblocks = Qp / {qb}, tasks = N * G * kgroups * P;
+  /* dynamic: a thread that loses its core to another process does not hold the others back */
+  #pragma omp parallel for schedule(dynamic, 1)
+  for (long t = 0; t < tasks; t++) {{
+    const long p = t % P, kg = (t / P) % kgroups, gg = (t / P / kgroups) % G, n = t / P / kgroups / G;
+    const float* xn = x + (n * G + gg) * Cgb * Hp * Wp * V;
+    const float* wk = w + (gg * Kgp + kg * {kb}) * Cgb * R * S * V * V;
+    float* yk = y + (((n * G + gg) * Kgp + kg * {kb}) * P + p) * Qp * V;
+    for (long qb = 0; qb < qblocks; qb++)
+      tile(xn + qb * {qb} * sw * V, wk, yk + qb * {qb} * V, g, rowmask, p);
+  }}
+}}
+""")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class WgradCore:
+    v: int
+    nb: int
+    qb: int
+    kb: int
+    style: str = "vector_ext"
+
+    symbol = "cf_conv_wgrad"
+
+    def source(self) -> str:
+        nb, qb, kb = self.nb, self.qb, self.kb
+        acc = [f"a{j}_{m}_{i}" for j in range(kb) for m in range(nb) for i in range(qb)]
+        lines = [header(self.v, self.style)]
+        lines.append("static inline void tile(const float* restrict x, const float* restrict w, "
+                     "float* restrict y, const long* g, const unsigned char* rowmask, long p) {")
+        lines.append("  const long Cc = g[2], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8], Qp = g[9], "
+                     "sh = g[10], sw = g[11], dh = g[12], dw = g[13], Np = g[15];")
+        lines.append(f"  const long wks = Cc * R * S * V, yks = Np * P * Qp * V, swn = sw * {nb};")
+        lines.append(f"  vf {', '.join(acc)};")
+        lines.append("  " + " ".join(f"{a} = (vf){{0}};" for a in acc))
+        lines.append("  for (long c = 0; c < Cc; c++)")
+        lines.append("  for (long r = 0; r < R; r++) {")
+        lines.append("    const long row = p * sh + r * dh;")
+        lines.append("    if (!rowmask[row]) continue;")
+        lines.append(f"    const float* xr = x + (c * Hp + row) * Wp * {nb};")
+        lines.append("    const float* wr = w + (c * R + r) * S * V;")
+        lines.append("    for (long s = 0; s < S; s++) {")
+        lines.append(f"      const float* xs = xr + s * dw * {nb};")
+        for j in range(kb):
+            lines.append(f"      const vf w{j} = vld(wr + {j} * wks + s * V);")
+        for i in range(qb):
+            for m in range(nb):
+                lines.append(f"      {{ const float xv = xs[{i} * swn + {m}];")
+                for j in range(kb):
+                    lines.append(f"        FMA(a{j}_{m}_{i}, w{j}, xv);")
+                lines.append("      }")
+        lines.append("    }\n  }")
+        for j in range(kb):
+            for m in range(nb):
+                for i in range(qb):
+                    lines.append(f"  vst(y + {j} * yks + ({m} * P * Qp + {i}) * V, a{j}_{m}_{i});")
+        lines.append("}")
+        lines.append(f"""
+/* x [G][NBLK][Cc][Hp][Wp][{nb}], w [G][Kgp][Cc][R][S][V], y [G][Kgp][Np][P][Qp][V], Np = NBLK*{nb}.
+   One task owns one register block of the output and runs the whole reduction over (c, r, s) in
+   registers: no partial sums, no barriers, and a dynamic schedule keeps a preempted thread from
+   holding the other back. */
+void {self.symbol}(const float* restrict x, const float* restrict w, float* restrict y, const long* g,
+                 const unsigned char* rowmask) {{
+  const long G = g[1], Cc = g[2], Kgp = g[3], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8], Qp = g[9],
+             Np = g[15];
+  const long nblk = Np / {nb}, kgroups = Kgp / {kb}, qblocks = Qp / {qb};
+  const long tasks = G * kgroups * nblk * P * qblocks;
+  #pragma omp parallel for schedule(dynamic, 1)
+  for (long t = 0; t < tasks; t++) {{
+    const long qbk = t % qblocks, p = (t / qblocks) % P, nbk = (t / qblocks / P) % nblk;
+    const long kg = (t / qblocks / P / nblk) % kgroups, gg = t / qblocks / P / nblk / kgroups;
+    const float* xc = x + ((gg * nblk + nbk) * Cc * Hp * Wp) * {nb} + qbk * {qb} * g[11] * {nb};
+    const float* wc = w + (gg * Kgp + kg * {kb}) * Cc * R * S * V;
+    float* yt = y + ((((gg * Kgp + kg * {kb}) * Np + nbk * {nb}) * P + p) * Qp + qbk * {qb}) * V;
+    tile(xc, wc, yt, g, rowmask, p);
+  }}
+}}
+""")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class SpatialCore:
+    """Vectors along the output row for cores with few output channels (e.g. dX of an RGB stem):
+    y[n][k][p][q..q+V] += w[k][c][r][s] * x[n][c][p*sh+r*dh][q+s*dw .. +V]; needs unit column stride."""
+
+    v: int
+    qv: int  # vectors along q per register block
+    kb: int  # output channels per register block
+    style: str = "vector_ext"
+
+    symbol = "cf_conv_spatial"
+
+    def source(self) -> str:
+        qv, kb = self.qv, self.kb
+        acc = [f"a{j}_{i}" for j in range(kb) for i in range(qv)]
+        lines = [header(self.v, self.style)]
+        lines.append(f"""
+/* x [N][G][Cg][Hp][Wp], w [G][Kp/{kb}][Cg][R][S][{kb}], y [N][G][Kp][P][Qp]; Qp % ({qv} * V) == 0 */
+void {self.symbol}(const float* restrict x, const float* restrict w, float* restrict y, const long* g,
+                 const unsigned char* rowmask) {{
+  const long N = g[0], G = g[1], Cg = g[2], Kp = g[3], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8],
+             Qp = g[9], sh = g[10], dh = g[12], dw = g[13];
+  const long kgroups = Kp / {kb}, qblocks = Qp / ({qv} * V), tasks = N * G * kgroups * P * qblocks;
+  /* channel groups vary fastest: consecutive tasks reuse the same input columns from cache */
+  #pragma omp parallel for schedule(dynamic, 1)
+  for (long t = 0; t < tasks; t++) {{
+    const long kg = t % kgroups, qb = (t / kgroups) % qblocks, p = (t / kgroups / qblocks) % P;
+    const long gg = (t / kgroups / qblocks / P) % G, n = t / kgroups / qblocks / P / G;
+    const float* xn = x + (n * G + gg) * Cg * Hp * Wp + qb * {qv} * V;
+    const float* wk = w + (gg * kgroups + kg) * Cg * R * S * {kb};
+    float* yk = y + (((n * G + gg) * Kp + kg * {kb}) * P + p) * Qp + qb * {qv} * V;
+    vf {', '.join(acc)};
+    {' '.join(f'{a} = (vf){{0}};' for a in acc)}
+    for (long c = 0; c < Cg; c++)
+      for (long r = 0; r < R; r++) {{
+        const long row = p * sh + r * dh;
+        if (!rowmask[row]) continue;
+        const float* xr = xn + (c * Hp + row) * Wp;
+        const float* wr = wk + (c * R + r) * S * {kb};
+        for (long s = 0; s < S; s++) {{
+          const float* xs = xr + s * dw;""")
+        for j in range(kb):
+            lines.append(f"          const float w{j} = wr[s * {kb} + {j}];")
+        for i in range(qv):
+            lines.append(f"          {{ const vf xv = vld(xs + {i} * V);")
+            for j in range(kb):
+                lines.append(f"            FMA(a{j}_{i}, xv, w{j});")
+            lines.append("          }")
+        lines.append("        }\n      }")
+        for j in range(kb):
+            for i in range(qv):
+                lines.append(f"    vst(yk + {j} * P * Qp + {i} * V, a{j}_{i});")
+        lines.append("  }\n}\n")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class GemmCore:
+    v: int
+    mr: int
+    nr: int  # vectors per row of the register block
+    style: str = "vector_ext"
+
+    symbol = "cf_gemm"
+
+    def source(self) -> str:
+        mr, nr = self.mr, self.nr
+        acc = [f"c{i}_{j}" for i in range(mr) for j in range(nr)]
+        body = [header(self.v, self.style)]
+        body.append(f"""
+/* C [G][Mp][Np] = A [G][Mp][K] @ B [G][K][Np];  Mp % {mr} == 0, Np % ({nr} * V) == 0 */
+void {self.symbol}(const float* restrict a, const float* restrict b, float* restrict c, const long* g,
+             const unsigned char* unused) {{
+  (void)unused;
+  const long G = g[0], Mp = g[1], Np = g[2], K = g[3];
+  const long mblocks = Mp / {mr}, nblocks = Np / ({nr} * V), tasks = G * nblocks * mblocks;
+  #pragma omp parallel for schedule(dynamic, 1)
+  for (long t = 0; t < tasks; t++) {{
+    const long mb = t % mblocks, nbk = (t / mblocks) % nblocks, gg = t / mblocks / nblocks;
+    const float* ap = a + (gg * Mp + mb * {mr}) * K;
+    const float* bp = b + gg * K * Np + nbk * {nr} * V;
+    float* cp = c + (gg * Mp + mb * {mr}) * Np + nbk * {nr} * V;
+    vf {', '.join(acc)};
+    {' '.join(f'{x} = (vf){{0}};' for x in acc)}
+    for (long k = 0; k < K; k++) {{""")
+        for j in range(nr):
+            body.append(f"      const vf b{j} = vld(bp + k * Np + {j} * V);")
+        for i in range(mr):
+            body.append(f"      {{ const float av = ap[{i} * K + k];")
+            for j in range(nr):
+                body.append(f"        FMA(c{i}_{j}, b{j}, av);")
+            body.append("      }")
+        body.append("    }")
+        for i in range(mr):
+            for j in range(nr):
+                body.append(f"    vst(cp + {i} * Np + {j} * V, c{i}_{j});")
+        body.append("  }\n}\n")
+        return "\n".join(body)

@@ -1,0 +1,315 @@
+"""Lower a plan + config to a host program: generated C glue, compute cores and a call list.
+
+Stage rewrites first (`lowered_stages`): a Transform whose scratch feeds exactly one conv-core
+operand is fused into that operand's pack (one pass, no scratch); zero fills of the output become
+one contiguous clear up front; pointwise cores run over flattened H*W rows.
+
+Per stage:
+- `Transform`  one gather loop of its composed map.
+- `ZeroFill`   one store loop over its map.
+- `ScatterAdd` clear the destination, then one accumulating loop (col2im).
+- `Gemm`       pack A and B through their views (padded to the register block), `cf_gemm`, then
+               scatter C through its view.
+- `ConvCore`   pack x and w through their views into blocked, zero-padded buffers (the stride of
+               a 1-tap axis folded into the pack), run the `fwd`, `wgrad` or `spatial` core,
+               scatter the result through y's view (e.g. the stride-phase interleave). Rows that
+               are structurally zero (trimmed taps, zeros a fused conversion inserted) are skipped
+               by the core; the spatial core reads and writes NCHW in place when it can.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...layouts import Condition, Expr, IndexMap
+from ...plan import ConvCore, Gemm, Operand, Plan, ScatterAdd, Transform, ZeroFill
+from .configs import ceil_div, default_stage_config, direct_io, stage_spaces
+from .cores import FwdCore, GemmCore, SpatialCore, WgradCore
+from .emit import MINMAX, PRELUDE, TILE_HELPERS, Copy, copy_loop, row_major_offset
+
+
+# ---------------------------------------------------------------------- the program
+@dataclass
+class Call:
+    library: str  # "glue" or the key of a core in Program.cores
+    symbol: str
+    buffers: tuple[str, ...]
+    params: np.ndarray | None = None  # int64 geometry for a core
+    mask: np.ndarray | None = None  # uint8 row mask for a core
+
+
+@dataclass
+class Program:
+    glue: list[str] = field(default_factory=list)
+    cores: dict[str, str] = field(default_factory=dict)
+    scratch: dict[str, int] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    stage_configs: list[dict] = field(default_factory=list)
+
+    @property
+    def glue_source(self) -> str:
+        return PRELUDE + MINMAX + TILE_HELPERS + "\n".join(self.glue)
+
+    def copy(self, copy: Copy, dst: str, src: str) -> None:
+        name = f"cf_copy_{len(self.glue)}"
+        self.glue.append(copy_loop(name, copy))
+        self.calls.append(Call("glue", name, (dst, src)))
+
+    def buffer(self, name: str, elements: int) -> str:
+        self.scratch[name] = elements
+        return name
+
+    def core(self, core, a: str, b: str, c: str, params: list[int], mask: np.ndarray | None) -> None:
+        source = core.source()
+        key = f"{type(core).__name__}:{core}"
+        self.cores[key] = source
+        self.calls.append(Call(key, core.symbol, (a, b, c), np.asarray(params, dtype=np.int64),
+                               np.ones(1, np.uint8) if mask is None else mask.astype(np.uint8)))
+
+
+def lowered_stages(plan: Plan) -> list:
+    """The stages a program runs: the plan's, with single-use transforms fused into core reads and
+    the zero fills of the output merged into one contiguous clear up front."""
+    return [_flattened(s) for s in _merge_zero_fills(plan, _fuse_transforms(plan))]
+
+
+def _flattened(stage):
+    """A pointwise core (1x1, unit stride, no padding) over H x W is the same core over one row of
+    H*W pixels: long vector runs, and operands that are plain NCHW need no pack at all."""
+    if not isinstance(stage, ConvCore):
+        return stage
+    g = stage.geometry
+    pointwise = (g.r, g.s, g.stride, g.offset, g.input_dilation) == (1, 1, (1, 1), (0, 0), (1, 1))
+    if not pointwise or (g.h, g.w) != (g.p, g.q) or g.h == 1 or stage.x.view.conditions:
+        return stage  # (a conditional view may hold zero rows the core skips row by row)
+    flat = dataclasses.replace(g, h=1, w=g.h * g.w, p=1, q=g.p * g.q)
+
+    def rows(shape, width):
+        return IndexMap.build((shape[0], shape[1], 1, shape[2] * shape[3]), shape,
+                              lambda n, c, _, i: (n, c, i // width, i % width), "flatten HW")
+    return dataclasses.replace(
+        stage, geometry=flat,
+        x=Operand(stage.x.buffer, stage.x.view.then(rows(g.x_shape, g.w))),
+        y=Operand(stage.y.buffer, stage.y.view.then(rows(g.y_shape, g.q))))
+
+
+def _merge_zero_fills(plan: Plan, stages: list) -> list:
+    """Phase-wise fills are strided stores; one full clear is contiguous. Valid because the plan's
+    writes to its output are disjoint and nothing reads the output."""
+    fills = [s for s in stages if isinstance(s, ZeroFill) and s.dst == plan.output]
+    if not fills:
+        return stages
+    shape = plan.buffer(plan.output).shape
+    clear = ZeroFill(plan.output, IndexMap.identity(shape, "clear output"))
+    return [clear] + [s for s in stages if s not in fills]
+
+
+def _fuse_transforms(plan: Plan) -> list:
+    """Fold a Transform whose scratch result is read once, by a conv-core operand, into that read."""
+    stages = list(plan.stages)
+    scratch = {b.name for b in plan.buffers if b.role == "scratch"}
+
+    def readers(name):
+        found = []
+        for i, s in enumerate(stages):
+            if isinstance(s, ConvCore):
+                found += [(i, role) for role in ("x", "w") if getattr(s, role).buffer == name]
+            elif isinstance(s, Gemm):
+                found += [(i, role) for role in ("a", "b") if getattr(s, role).buffer == name]
+            elif isinstance(s, (Transform, ScatterAdd)) and s.src == name:
+                found.append((i, "src"))
+        return found
+
+    for t in [s for s in stages if isinstance(s, Transform) and s.dst in scratch]:
+        found = readers(t.dst)
+        if len(found) == 1 and isinstance(stages[found[0][0]], ConvCore):
+            i, role = found[0]
+            operand = getattr(stages[i], role)
+            stages[i] = dataclasses.replace(stages[i], **{role: Operand(t.src, t.index_map.then(operand.view))})
+            stages.remove(t)
+    return stages
+
+
+def _spatial_axis(x: Expr, offset: int, dilation: int) -> tuple[Expr, list[Condition]]:
+    """Packed (padded) row or column -> logical input index; inserted zeros become a condition."""
+    shifted = x - offset
+    if dilation == 1:
+        return shifted, []
+    return shifted // dilation, [Condition(shifted % dilation, 0, 1)]
+
+
+def _row_mask(g, hp: int, row_step: int, trim: bool, view: IndexMap, pack: IndexMap, row_axis: int) -> np.ndarray:
+    """Packed rows the core may skip: with `trim` the core's own padding and inserted zeros, and
+    always the rows that the operand's (fused) conversions make structurally zero."""
+    rows = np.arange(hp)
+    valid = np.ones(hp, dtype=bool)
+    if trim:
+        shifted = rows * row_step - g.offset[0]
+        ih = g.input_dilation[0]
+        valid &= (shifted % ih == 0) & (shifted // ih >= 0) & (shifted // ih < g.h)
+    rank = len(pack.out_shape)
+    env = [np.zeros(1, dtype=np.int64)] * rank
+    env[row_axis] = rows
+    for cond in (c.substitute(pack.coords) for c in view.conditions):
+        if all(not cond.expr.uses(i) for i in range(rank) if i != row_axis):
+            value = np.broadcast_to(cond.expr.evaluate(env), rows.shape)
+            valid &= (value >= cond.lo) & (value < cond.hi)
+    return valid
+
+
+def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) -> None:
+    g = stage.geometry
+    groups, cg, kg = g.groups, g.c // g.groups, g.k // g.groups
+    # a 1-tap axis reads every stride-th input: fold the stride into the pack (only read data moves)
+    fold = tuple(st if taps == 1 else 1 for st, taps in zip(g.stride, (g.r, g.s)))
+    (sh, sw), (dh, dw) = (st // f for st, f in zip(g.stride, fold)), g.dilation
+    kgb = ceil_div(kg, v)
+    kb = config["kb"]
+    kblock = kb if config["core"] == "spatial" else v  # output channels per block of the core's result
+    if config["core"] == "spatial":
+        kgp, qp = ceil_div(kg, kb), ceil_div(g.q, config["qv"] * v) * config["qv"] * v
+    else:
+        kgp, qp = ceil_div(kgb, kb) * kb, ceil_div(g.q, config["qb"]) * config["qb"]
+    hp, wp = (g.p - 1) * sh + (g.r - 1) * dh + 1, (qp - 1) * sw + (g.s - 1) * dw + 1
+
+    def x_rows(h, w):
+        hh, ch = _spatial_axis(h * fold[0], g.offset[0], g.input_dilation[0])
+        ww, cw = _spatial_axis(w * fold[1], g.offset[1], g.input_dilation[1])
+        return hh, ww, ch + cw
+
+    def tail(expr: Expr, limit: int, blocked: int) -> list[Condition]:
+        return [Condition(expr, 0, limit)] if blocked != limit else []
+
+    if config["core"] == "fwd":
+        cgb = ceil_div(cg, v)
+
+        def x_fn(n, gg, cb, h, w, c):
+            hh, ww, conds = x_rows(h, w)
+            return (n, gg * cg + cb * v + c, hh, ww), conds + tail(cb * v + c, cg, cgb * v)
+        x_map = IndexMap.build((g.n, groups, cgb, hp, wp, v), g.x_shape, x_fn, "pack NCHW[v]c padded")
+
+        def w_fn(gg, kbk, cb, c, r, s, k):
+            return (gg * kg + kbk * v + k, cb * v + c, r, s), tail(kbk * v + k, kg, kgp * v) + tail(
+                cb * v + c, cg, cgb * v)
+        w_map = IndexMap.build((groups, kgp, cgb, v, g.r, g.s, v), g.w_shape, w_fn, "pack OI[v]ihw[v]o")
+        core = FwdCore(v, config["qb"], kb, sw == 1, config["style"])
+        params = [g.n, groups, cgb, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg]
+
+        def y_offset(n, gg, kbk, lane, p, q):
+            return row_major_offset((n, gg, kbk, p, q, lane), (g.n, groups, kgp, g.p, qp, v))
+        y_elements = g.n * groups * kgp * g.p * qp * v
+    elif config["core"] == "spatial":
+        def x_fn(n, gg, c, h, w):
+            hh, ww, conds = x_rows(h, w)
+            return (n, gg * cg + c, hh, ww), conds
+        x_map = IndexMap.build((g.n, groups, cg, hp, wp), g.x_shape, x_fn, "pack NCHW padded")
+
+        def w_fn(gg, kbk, c, r, s, k):
+            return (gg * kg + kbk * kb + k, c, r, s), tail(kbk * kb + k, kg, kgp * kb)
+        w_map = IndexMap.build((groups, kgp, cg, g.r, g.s, kb), g.w_shape, w_fn, f"pack O/{kb}IHW{kb}o")
+        core = SpatialCore(v, config["qv"], kb, config["style"])
+        params = [g.n, groups, cg, kgp * kb, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw]
+
+        def y_offset(n, gg, kbk, lane, p, q):
+            return row_major_offset((n, gg, kbk * kb + lane, p, q), (g.n, groups, kgp * kb, g.p, qp))
+        y_elements = g.n * groups * kgp * kb * g.p * qp
+    else:
+        nb = config["nb"]
+        nblk = ceil_div(g.n, nb)
+        np_ = nblk * nb
+
+        def x_fn(gg, nbk, c, h, w, m):
+            hh, ww, conds = x_rows(h, w)
+            return (nbk * nb + m, gg * cg + c, hh, ww), conds
+        x_map = IndexMap.build((groups, nblk, cg, hp, wp, nb), g.x_shape, x_fn, "pack C[nb]HW padded")
+
+        def w_fn(gg, kbk, c, r, s, k):
+            return (gg * kg + kbk * v + k, c, r, s), tail(kbk * v + k, kg, kgp * v)
+        w_map = IndexMap.build((groups, kgp, cg, g.r, g.s, v), g.w_shape, w_fn, "pack K[v]-blocked")
+        core = WgradCore(v, nb, config["qb"], kb, config["style"])
+        params = [g.n, groups, cg, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg, np_]
+
+        def y_offset(n, gg, kbk, lane, p, q):
+            return row_major_offset((gg, kbk, n, p, q, lane), (groups, kgp, np_, g.p, qp, v))
+        y_elements = groups * kgp * np_ * g.p * qp * v
+
+    x_packed = stage.x.view.then(x_map)
+    mask = _row_mask(g, hp, fold[0], stage.trim, stage.x.view, x_map, 3)
+    x_direct, y_direct = direct_io(stage, config, v)
+    if x_direct:
+        xs = stage.x.buffer
+    else:
+        xs = prog.buffer(f"s{i}_x", x_map.elements)
+        prog.copy(Copy.gather(x_packed), xs, stage.x.buffer)
+    ws = prog.buffer(f"s{i}_w", w_map.elements)
+    ys = stage.y.buffer if y_direct else prog.buffer(f"s{i}_y", y_elements)
+    prog.copy(Copy.gather(stage.w.view.then(w_map)), ws, stage.w.buffer)
+    prog.core(core, xs, ws, ys, params, mask)
+    if y_direct:
+        return
+    # scatter over (n, group, k block, lane, p, q) so both offsets stay affine (transpose tiles apply)
+    split = IndexMap.build((g.n, groups, kgp, kblock, g.p, g.q), g.y_shape,
+                           lambda n, gg, kbk, lane, p, q: ((n, gg * kg + kbk * kblock + lane, p, q),
+                                                           tail(kbk * kblock + lane, kg, kgp * kblock)), "split k")
+    view = stage.y.view.then(split)
+    n_, gg_, kb_, lane_, p_, q_ = (Expr.var(a, e) for a, e in enumerate(view.out_shape))
+    prog.copy(Copy.scatter(view, y_offset(n_, gg_, kb_, lane_, p_, q_)), stage.y.buffer, ys)
+
+
+def _lower_gemm(prog: Program, i: int, stage: Gemm, config: dict, v: int) -> None:
+    mr, nr = config["mr"], config["nr"]
+    mp, np_ = ceil_div(stage.m, mr) * mr, ceil_div(stage.n, nr * v) * nr * v
+    shape_a, shape_b = (stage.groups, mp, stage.k), (stage.groups, stage.k, np_)
+    pad_a = IndexMap.build(shape_a, stage.a.view.out_shape, lambda gg, m, k: (gg, m, k), "pad M")
+    pad_b = IndexMap.build(shape_b, stage.b.view.out_shape, lambda gg, k, n: (gg, k, n), "pad N")
+    a = prog.buffer(f"s{i}_a", math.prod(shape_a))
+    b = prog.buffer(f"s{i}_b", math.prod(shape_b))
+    c = prog.buffer(f"s{i}_c", stage.groups * mp * np_)
+    prog.copy(Copy.gather(stage.a.view.then(pad_a)), a, stage.a.buffer)
+    prog.copy(Copy.gather(stage.b.view.then(pad_b)), b, stage.b.buffer)
+    prog.core(GemmCore(v, mr, nr), a, b, c, [stage.groups, mp, np_, stage.k], None)
+    view = stage.c.view
+    gv, mv, nv = (Expr.var(a_, e) for a_, e in enumerate(view.out_shape))
+    prog.copy(Copy.scatter(view, row_major_offset((gv, mv, nv), (stage.groups, mp, np_))), stage.c.buffer, c)
+
+
+def lower(plan: Plan, stage_configs: list[dict | None] | None, v: int) -> Program:
+    """The program for `plan`; `stage_configs[i]` configures the i-th stage after fusion (None: heuristic)."""
+    prog = Program()
+    stages = lowered_stages(plan)
+    configs = list(stage_configs) if stage_configs is not None else [None] * len(stages)
+    if len(configs) != len(stages):
+        raise ValueError(f"config has {len(configs)} stage entries, the lowered plan has {len(stages)} stages")
+    shapes = {b.name: b.shape for b in plan.buffers}
+    for i, (stage, config) in enumerate(zip(stages, configs)):
+        spaces = stage_spaces(stage, v)
+        if config is None:
+            config = default_stage_config(stage, v)
+        elif spaces:
+            kind = config.get("core", "gemm")
+            if kind not in spaces:
+                raise ValueError(f"stage {i}: core {kind!r} does not apply to this stage; "
+                                 f"choose one of {sorted(spaces)}")
+            config = spaces[kind].check(config)
+        prog.stage_configs.append(config or {})
+        if isinstance(stage, Transform):
+            prog.copy(Copy.gather(stage.index_map), stage.dst, stage.src)
+        elif isinstance(stage, ZeroFill):
+            prog.copy(Copy.scatter(stage.index_map, None), stage.dst, stage.dst)
+        elif isinstance(stage, ScatterAdd):
+            shape = shapes[stage.dst]
+            prog.copy(Copy.scatter(IndexMap.identity(shape), None), stage.dst, stage.dst)
+            m = stage.index_map
+            src = row_major_offset([Expr.var(a, e) for a, e in enumerate(m.out_shape)], m.out_shape)
+            prog.copy(Copy.scatter(m, src, accumulate=True), stage.dst, stage.src)
+        elif isinstance(stage, Gemm):
+            _lower_gemm(prog, i, stage, config, v)
+        elif isinstance(stage, ConvCore):
+            _lower_conv(prog, i, stage, config, v)
+        else:  # pragma: no cover - the stage kinds are closed
+            raise TypeError(f"cannot lower {stage!r}")
+    return prog

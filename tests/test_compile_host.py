@@ -1,0 +1,220 @@
+"""`convforge.compile` for target "host": layouts, out=, configs from the spaces, and input checking."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import convforge as cf
+from convforge.backends.c.configs import fwd_space, gemm_space, spatial_space, wgrad_space
+from convforge.backends.c.toolchain import vector_width
+
+P = cf.ConvProblem(3, 5, 6, 9, 10, 3, 2, stride=(2, 1), padding=(1, 2, 0, 1), dilation=(1, 2))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache_folder(tmp_path_factory):
+    old = os.environ.get("CONVFORGE_CACHE")
+    os.environ["CONVFORGE_CACHE"] = str(tmp_path_factory.mktemp("cf-cache"))
+    yield
+    if old is None:
+        del os.environ["CONVFORGE_CACHE"]
+    else:
+        os.environ["CONVFORGE_CACHE"] = old
+
+
+def operands(p, direction, seed=0):
+    rng = np.random.default_rng(seed)
+    return [o.astype(np.float32) for o in cf.reference.random_operands(p, direction, rng)]
+
+
+def rel_err(out, ref):
+    return float(np.abs(out - ref).max() / np.abs(ref).max())
+
+
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW16c", "NCHW8c"])
+@pytest.mark.parametrize("direction", ["fwd", "bwd_data", "bwd_weight"])
+def test_caller_layouts(layout, direction):
+    kernel = cf.compile(P, direction, layout=layout)
+    ops = operands(P, direction)
+    roles = {"fwd": ("x", "w"), "bwd_data": ("y", "w"), "bwd_weight": ("x", "y")}[direction]
+    logical = {"x": P.x_shape, "y": P.y_shape}
+    physical = [cf.layouts.pack(o, layout) if role != "w" else o for o, role in zip(ops, roles)]
+    result = kernel(*[np.ascontiguousarray(a, dtype=np.float32) for a in physical])
+    ref = cf.reference.compute(P, direction, *[o.astype(np.float64) for o in ops])
+    if direction != "bwd_weight":
+        out_role = "y" if direction == "fwd" else "x"
+        result = cf.layouts.unpack(result, layout, logical[out_role])
+    assert rel_err(result, ref) < 1e-4
+
+
+def test_kernel_attributes_and_new_output():
+    kernel = cf.compile(P, "bwd_data", algorithm="phase_split")
+    assert isinstance(kernel, cf.Kernel)
+    assert kernel.macs == P.useful_macs and kernel.problem == P
+    assert kernel.direction is cf.Direction.bwd_data
+    assert kernel.config["algorithm"] == "phase_split" and kernel.config["stages"]
+    assert "heuristic" in kernel.provenance
+    assert "void cf_conv_" in kernel.source and "cf_copy_0" in kernel.source
+    dy, w = operands(P, "bwd_data")
+    a = kernel(dy, w)
+    b = kernel(dy, w)
+    assert a is not b and a.shape == P.x_shape and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+
+
+def test_tuning_measures_and_remembers(monkeypatch, tmp_path):
+    monkeypatch.setenv("CONVFORGE_CACHE", str(tmp_path))
+    p = cf.ConvProblem(1, 4, 5, 7, 6, 3, 3, stride=2, padding=1)
+    first = cf.compile(p, "bwd_data", tune=4)
+    assert first.provenance.startswith("measured: best of") and (tmp_path / "tuned.json").exists()
+    again = cf.compile(p, "bwd_data", tune=4)
+    assert "cached" in again.provenance and again.config == first.config
+    dy, w = operands(p, "bwd_data")
+    assert rel_err(again(dy, w), cf.reference.bwd_data(p, dy.astype(np.float64), w.astype(np.float64))) < 1e-4
+    assert "heuristic" in cf.compile(p, "bwd_data", algorithm="trim").provenance
+
+
+def test_stale_tuning_record_is_ignored(monkeypatch, tmp_path):
+    monkeypatch.setenv("CONVFORGE_CACHE", str(tmp_path))
+    from convforge.backends.c import measure
+    key = measure.record_key(P, cf.Direction.fwd, "NCHW") + "|auto"
+    measure.remember(key, {"config": {"algorithm": "trim", "stages": [{"core": "fwd", "rows": 3}]},
+                           "candidates": 2, "requested": 2})
+    kernel = cf.compile(P, "fwd")
+    assert "heuristic" in kernel.provenance
+
+
+def test_auto_avoids_inserted_zeros_for_strided_bwd_data():
+    assert cf.compile(P, "bwd_data").config["algorithm"] == "phase_split"
+
+
+def stage_configs(space, count):
+    return space.sample(count, seed=3)
+
+
+@pytest.mark.parametrize("config", stage_configs(fwd_space(vector_width()), 4) +
+                         stage_configs(wgrad_space(vector_width()), 4), ids=str)
+@pytest.mark.parametrize("direction", ["fwd", "bwd_weight"])
+def test_any_core_config_is_correct(direction, config):
+    """Both cores with any register block compute any conv core: the space is safe to search."""
+    kernel = cf.compile(P, direction, config={"algorithm": "direct", "stages": [config]})
+    assert kernel.config["stages"] == [config]
+    ops = operands(P, direction, seed=5)
+    ref = cf.reference.compute(P, direction, *[o.astype(np.float64) for o in ops])
+    assert rel_err(kernel(*ops), ref) < 1e-4
+
+
+@pytest.mark.parametrize("config", stage_configs(spatial_space(vector_width()), 4), ids=str)
+@pytest.mark.parametrize("direction", ["fwd", "bwd_data"])
+def test_spatial_core_configs(direction, config):
+    """Vectors along output rows: valid wherever the core's column stride is 1."""
+    kernel = cf.compile(P, direction, config={"algorithm": "direct", "stages": [config]})
+    ops = operands(P, direction, seed=7)
+    ref = cf.reference.compute(P, direction, *[o.astype(np.float64) for o in ops])
+    assert rel_err(kernel(*ops), ref) < 1e-4
+
+
+@pytest.mark.parametrize("direction", ["fwd", "bwd_data"])
+def test_pointwise_core_uses_caller_buffers(direction):
+    """A 1x1 core over whole vector rows reads and writes NCHW in place: no pack, no unpack."""
+    p = cf.ConvProblem(3, 20, 8, 4, 8, 1, 1)
+    config = {"core": "spatial", "style": "vector_ext", "qv": 2, "kb": 4}
+    kernel = cf.compile(p, direction, config={"algorithm": "trim", "stages": [config]})
+    assert set(kernel.program.scratch) == {"s0_w"}
+    ops = operands(p, direction, seed=8)
+    ref = cf.reference.compute(p, direction, *[o.astype(np.float64) for o in ops])
+    assert rel_err(kernel(*ops), ref) < 1e-4
+
+
+def test_spatial_core_needs_unit_column_stride():
+    with pytest.raises(ValueError, match="core .spatial. does not apply"):
+        cf.compile(P, "bwd_weight", config={"algorithm": "direct", "stages": [{"core": "spatial", "style": "vector_ext", "qv": 1, "kb": 1}]})
+
+
+@pytest.mark.parametrize("config", stage_configs(gemm_space(), 3), ids=str)
+def test_gemm_configs(config):
+    kernel = cf.compile(P, "fwd", config={"algorithm": "im2col_gemm", "stages": [{}, config]})
+    ops = operands(P, "fwd", seed=6)
+    assert rel_err(kernel(*ops), cf.reference.fwd(P, *[o.astype(np.float64) for o in ops])) < 1e-4
+
+
+def test_spaces_declare_their_knobs():
+    space = fwd_space(16)
+    assert {k.name for k in space.knobs} == {"core", "style", "qb", "kb"}
+    assert len(space) > 16 and all(c["qb"] * c["kb"] + c["kb"] <= 31 for c in space)
+    assert "qb in [" in space.describe() and len(space.sample(5)) == 5
+    with pytest.raises(ValueError, match="not in space"):
+        space.check({"core": "fwd", "style": "vector_ext", "qb": 28, "kb": 4})
+
+
+# ---------------------------------------------------------------------- input checking
+@pytest.fixture(scope="module")
+def kernel():
+    return cf.compile(P, "fwd")
+
+
+def test_wrong_operand_shape(kernel):
+    x, w = operands(P, "fwd")
+    with pytest.raises(ValueError, match="shape"):
+        kernel(x[:, :4], w)
+
+
+def test_wrong_dtype(kernel):
+    x, w = operands(P, "fwd")
+    with pytest.raises(TypeError, match="float32"):
+        kernel(x.astype(np.float64), w)
+    with pytest.raises(TypeError, match="numpy.ndarray"):
+        kernel(x.tolist(), w)
+
+
+def test_non_contiguous(kernel):
+    x, w = operands(P, "fwd")
+    xt = np.asfortranarray(x)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        kernel(xt, w)
+
+
+def test_bad_out(kernel):
+    x, w = operands(P, "fwd")
+    with pytest.raises(ValueError, match="out must have shape"):
+        kernel(x, w, out=np.empty((1, 2), np.float32))
+    with pytest.raises(TypeError, match="out must have dtype"):
+        kernel(x, w, out=np.empty(P.y_shape, np.float64))
+    ro = np.empty(P.y_shape, np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        kernel(x, w, out=ro)
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    ({"target": "gpu"}, ValueError, "target"),
+    ({"layout": "NCWH"}, ValueError, "layout"),
+    ({"layout": 3}, TypeError, "layout"),
+    ({"algorithm": "winograd"}, ValueError, "algorithm"),
+    ({"algorithm": "phase_split", "direction": "fwd"}, ValueError, "algorithm"),
+    ({"direction": "sideways"}, ValueError, "direction"),
+    ({"config": {"algorithm": "trim", "stages": [{"core": "fwd", "style": "vector_ext", "qb": 99, "kb": 1}]}}, ValueError, "not in space"),
+    ({"config": {"algorithm": "trim", "stages": [{"core": "fft"}]}}, ValueError, "does not apply"),
+    ({"config": {"algorithm": "trim", "stages": [None, None]}}, ValueError, "stage entries"),
+    ({"config": {"stages": [None]}}, ValueError, "explicit algorithm"),
+    ({"tune": 33}, ValueError, "tune"),
+    ({"tune": True}, ValueError, "tune"),
+    ({"config": {"tiles": 3}}, ValueError, "unknown keys"),
+    ({"config": "fast"}, TypeError, "config"),
+])
+def test_bad_compile_arguments(kwargs, error, match):
+    kwargs = dict(kwargs)
+    direction = kwargs.pop("direction", "fwd")
+    with pytest.raises(error, match=match):
+        cf.compile(P, direction, **kwargs)
+
+
+def test_bad_problem_and_dtypes():
+    with pytest.raises(TypeError, match="ConvProblem"):
+        cf.compile("mb1ic3", "fwd")
+    half = cf.ConvProblem(1, 3, 4, 5, 5, 3, 3, dtypes=("f16", "f16", "f32", "f16"))
+    with pytest.raises(ValueError, match="float32"):
+        cf.compile(half, "fwd")
