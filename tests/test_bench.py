@@ -195,7 +195,10 @@ def test_report_tables_and_markdown():
     assert all(row[-2] == "cand" and row[-1] == "2.00" for row in algos.rows)
     text = report.markdown_section(results)
     assert "convforge bench --suite x" in text and "alternating" in text and "| tiny_b |" in text
-    assert "% peak: of the measured FMA peak 100.0 GFLOP/s" in text
+    assert "% peak: of the measured FMA peak 100.0 GFLOP/s" in text and "WARNING" not in text
+    results.meta["peak"]["gflops"]["2"] = g.gflops(g.entry("cand")) / 2
+    assert any(n.startswith("WARNING: ") and "exceed the measured peak" in n
+               for n in report.layer_table(results, "cand").notes)
     assert geomean([1.0, 4.0, math.nan]) == pytest.approx(2.0)
 
 

@@ -72,6 +72,11 @@ def layer_table(results: Results, label: str) -> Table:
     if peak:
         table.notes.append(f"% peak: of the measured FMA peak {peak:.1f} GFLOP/s "
                            f"({results.meta['settings']['threads']} threads, {results.meta['peak'].get('isa')}).")
+    over = [g.layer for g in results.groups for e in g.entries if peak and e.timed and g.gflops(e) > peak]
+    if over:
+        table.notes.append(f"WARNING: {len(over)} timing(s) exceed the measured peak ({', '.join(sorted(set(over)))}): "
+                           "the FMA probe never ran on a quiet host, so % peak is overstated; re-run when the "
+                           "host is idle (the cached peak keeps the best reading ever seen).")
     if several:
         table.notes.append("ratio vs best baseline: against the fastest baseline of each layer.")
     table.notes += _failures(results, {label, *bases})
