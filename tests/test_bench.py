@@ -196,6 +196,11 @@ def test_report_tables_and_markdown():
     text = report.markdown_section(results)
     assert "convforge bench --suite x" in text and "alternating" in text and "| tiny_b |" in text
     assert "% peak: of the measured FMA peak 100.0 GFLOP/s" in text and "WARNING" not in text
+    assert report.contention_note(results.meta) == ""
+    results.meta["rounds"] = [{"fma_probe_gflops": 95.0}, {"fma_probe_gflops": 50.0}]
+    assert report.contention_note(results.meta) == ("FMA probe before each round, as % of peak: 95%, 50%; "
+                                                    "1 of 2 round(s) ran on a busy host (below 90%).")
+    assert report.contention_note(results.meta) in report.markdown_section(results)
     results.meta["peak"]["gflops"]["2"] = g.gflops(g.entry("cand")) / 2
     assert any(n.startswith("WARNING: ") and "exceed the measured peak" in n
                for n in report.layer_table(results, "cand").notes)

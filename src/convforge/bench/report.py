@@ -33,6 +33,18 @@ def method_note(meta: dict) -> str:
             f"median; {s.get('threads', '?')} threads. ratio = baseline ms / candidate ms (> 1: candidate faster).")
 
 
+def contention_note(meta: dict) -> str:
+    """How busy the host was: the FMA probe run before each round, as % of the peak ("" if not probed)."""
+    peak = _peak(meta)
+    probes = [r["fma_probe_gflops"] for r in meta.get("rounds", []) if "fma_probe_gflops" in r]
+    if not probes or not peak:
+        return ""
+    busy = sum(g < 0.9 * peak for g in probes)
+    share = ", ".join(f"{100 * g / peak:.0f}%" for g in probes)
+    return (f"FMA probe before each round, as % of peak: {share}; {busy} of {len(probes)} round(s) ran on a busy "
+            "host (below 90%).")
+
+
 def _ms(seconds: float) -> str:
     return "-" if not math.isfinite(seconds) else f"{seconds * 1e3:.3f}"
 
@@ -208,11 +220,7 @@ def markdown_section(results: Results) -> str:
         per = ", ".join(f"{t} thread(s) {g:.1f}" for t, g in peak["gflops"].items())
         lines += [f"Measured FMA peak ({peak.get('isa')}): {per} GFLOP/s ({peak.get('source')}).", ""]
     lines += [method_note(meta), ""]
-    probes = [r["fma_probe_gflops"] for r in meta.get("rounds", []) if "fma_probe_gflops" in r]
-    threads = str(meta.get("settings", {}).get("threads"))
-    if probes and (peak.get("gflops") or {}).get(threads):
-        share = ", ".join(f"{100 * g / peak['gflops'][threads]:.0f}%" for g in probes)
-        lines += [f"FMA probe before each round, as % of peak: {share} (below ~90%: the host was busy "
-                  "in that round).", ""]
+    if contention_note(meta):
+        lines += [contention_note(meta), ""]
     lines += [to_markdown(t) for t in tables(results)]
     return "\n".join(lines)

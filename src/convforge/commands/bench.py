@@ -274,6 +274,8 @@ def _write_outputs(args, results) -> None:
     for table in report.tables(results):
         console.print(report.to_rich(table))
     console.print(escape(report.method_note(results.meta)))
+    if report.contention_note(results.meta):
+        console.print(escape(report.contention_note(results.meta)))
     if args.json and not args.from_json:
         _save(results, args.json)
         console.print(escape(f"raw measurements: {args.json}"))
