@@ -57,9 +57,9 @@ def fake(clock, label, seconds, role="candidate", wrong=False, with_out=True):
 
 def run(clock, candidates, baseline, policy=FAST, jobs=None, directions=tuple(Direction)):
     jobs = jobs or [harness.Job(p, repeat=i + 1) for i, p in enumerate(TINY)]
-    timed = harness.prepare(jobs, list(directions), lambda d: candidates, baseline)
+    timed = harness.prepare(jobs, list(directions), lambda d: candidates, [baseline] if baseline else [])
     clock.log.clear()
-    return Results(harness.measure(timed, policy, clock), {"settings": {"threads": 2, "against": "torch"}})
+    return Results(harness.measure(timed, policy, clock), {"settings": {"threads": 2, "against": ["torch"]}})
 
 
 def test_ratios_and_structure_with_fake_clock():
@@ -195,7 +195,15 @@ def test_report_tables_and_markdown():
     assert all(row[-2] == "cand" and row[-1] == "2.00" for row in algos.rows)
     text = report.markdown_section(results)
     assert "convforge bench --suite x" in text and "alternating" in text and "| tiny_b |" in text
-    assert "% peak: of the measured FMA peak 100.0 GFLOP/s" in text
+    assert "% peak: of the measured FMA peak 100.0 GFLOP/s" in text and "WARNING" not in text
+    assert report.contention_note(results.meta) == ""
+    results.meta["rounds"] = [{"fma_probe_gflops": 95.0}, {"fma_probe_gflops": 50.0}]
+    assert report.contention_note(results.meta) == ("FMA probe before each round, as % of peak: 95%, 50%; "
+                                                    "1 of 2 round(s) ran on a busy host (below 90%).")
+    assert report.contention_note(results.meta) in report.markdown_section(results)
+    results.meta["peak"]["gflops"]["2"] = g.gflops(g.entry("cand")) / 2
+    assert any(n.startswith("WARNING: ") and "exceed the measured peak" in n
+               for n in report.layer_table(results, "cand").notes)
     assert geomean([1.0, 4.0, math.nan]) == pytest.approx(2.0)
 
 
@@ -212,9 +220,29 @@ def test_plot_writes_png(tmp_path):
     ConvProblem(2, 3, 4, 9, 8, 3, 3, stride=2, padding=(1, 2, 0, 1), name="asym"),
     ConvProblem(1, 4, 6, 10, 9, 3, 2, stride=(1, 2), padding=(2, 1), dilation=(2, 1), groups=2, name="dil_grp")])
 @pytest.mark.parametrize("direction", list(Direction))
-def test_torch_baseline_matches_reference(problem, direction):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_torch_baseline_matches_reference(problem, direction, channels_last):
     pytest.importorskip("torch")
-    assert reference_check(problem, direction, np.random.default_rng(1)) < 1e-5
+    assert reference_check(problem, direction, np.random.default_rng(1), channels_last) < 1e-5
+
+
+def test_two_baselines_ratio_against_first_and_best():
+    clock = FakeClock()
+    jobs = [harness.Job(p) for p in TINY]
+    baselines = [fake(clock, "torch", 0.004, "baseline"), fake(clock, "torch_cl", 0.002, "baseline")]
+    timed = harness.prepare(jobs, [Direction.fwd], lambda d: [fake(clock, "cand", 0.001)], baselines)
+    meta = {"settings": {"threads": 2, "against": ["torch", "torch_cl"]}}
+    results = Results(harness.measure(timed, FAST, clock), meta)
+    g = results.groups[0]
+    assert g.entry("torch_cl").check.against == "torch" and g.best_baseline.label == "torch_cl"
+    assert g.ratio(g.entry("cand")) == pytest.approx(4.0)
+    assert g.ratio(g.entry("cand"), g.best_baseline) == pytest.approx(2.0)
+    layer = report.layer_table(results, "cand")
+    assert layer.headers[4:7] == ["cand ms", "torch ms", "torch_cl ms"]
+    assert layer.rows[0][-3:-1] == ["4.00", "2.00"]
+    assert report.direction_table(results, "cand").rows[0][-1] == "2.00"
+    assert report.algorithm_table(results).rows[0][3:8] == ["1.000", "4.000", "2.000", "cand", "4.00"]
+    assert "torch and torch_cl and the candidates" in report.method_note(results.meta)
 
 
 def test_policy_rejects_bad_values():
@@ -243,17 +271,18 @@ def test_convforge_kernel_candidate_follows_the_compile_contract(monkeypatch):
             out[...] = reference.compute(self.problem, self.direction, a, b)
             return out
 
-    def compile_(problem, direction, target="host", algorithm="auto", layout="NCHW"):
-        calls.append((direction, target, algorithm, layout))
+    def compile_(problem, direction, target="host", algorithm="auto", layout="NCHW", **options):
+        calls.append((direction, target, algorithm, layout, options))
         return StandIn(problem, direction)
     monkeypatch.setattr(convforge, "compile", compile_, raising=False)
     clock = FakeClock()
-    candidate = ConvForgeKernel("host", "direct")
+    candidate = ConvForgeKernel("host", "direct", options={"tune": 4})
     results = run(clock, [candidate], fake(clock, "base", 0.001, "baseline"), directions=[Direction.bwd_data])
-    assert calls == [(Direction.bwd_data, "host", "direct", "NCHW")] * len(TINY)
+    assert calls == [(Direction.bwd_data, "host", "direct", "NCHW", {"tune": 4})] * len(TINY)
     entry = results.groups[0].entry("convforge[direct]")
     assert entry.timed and entry.check.ok
     assert entry.info["provenance"] == "heuristic" and entry.info["config"]["tile"] == [4, 8]
+    assert entry.info["options"] == {"tune": 4}
     assert entry.info["preallocated_output"] is True and entry.info["macs"] == TINY[0].useful_macs
     monkeypatch.delattr(convforge, "compile")
     missing = run(clock, [candidate], None, directions=[Direction.fwd])
@@ -264,7 +293,7 @@ def test_ctrl_c_keeps_only_complete_rounds():
     clock = FakeClock()
     base = fake(clock, "base", 0.002, "baseline")
     timed = harness.prepare([harness.Job(p) for p in TINY], [Direction.fwd], lambda d: [fake(clock, "cand", 0.001)],
-                            base)
+                            [base])
     calls = []
 
     def on_case(case):
@@ -278,7 +307,7 @@ def test_ctrl_c_keeps_only_complete_rounds():
 def test_run_is_prepare_then_measure():
     clock = FakeClock()
     results = harness.run([harness.Job(TINY[1], repeat=3)], ["fwd"], lambda d: [fake(clock, "cand", 0.001)],
-                          fake(clock, "base", 0.004, "baseline"), FAST, clock, meta={"command": "x"})
+                          [fake(clock, "base", 0.004, "baseline")], FAST, clock, meta={"command": "x"})
     (group,) = results.groups
     assert group.repeat == 3 and group.ratio(group.entry("cand")) == pytest.approx(4.0)
     assert results.meta == {"command": "x"} and results.candidate_labels == ["cand"]

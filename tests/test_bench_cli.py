@@ -24,7 +24,9 @@ def test_parses_the_documented_command_line():
                   "--json", "r.json", "--plot", "r.png", "--layers", "res2"])
     assert args.suite == "resnet50" and args.batch == [1, 8] and args.threads == 2 and args.rounds == 3
     assert args.directions == [Direction.fwd, Direction.bwd_data, Direction.bwd_weight]
-    assert str(args.json) == "r.json" and args.layers == "res2"
+    assert str(args.json) == "r.json" and args.layers == "res2" and args.against == ["torch"]
+    assert parse(["--against", "torch_cl,torch"]).against == ["torch_cl", "torch"]
+    assert parse(["--against", "none"]).against == []
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -33,7 +35,8 @@ def test_parses_the_documented_command_line():
     (["--batch", "1,x"], "positive ints, got '1,x'"),
     (["--batch", ""], "positive ints"),
     (["--directions", "fwd,backward"], "direction must be one of"),
-    (["--against", "tvm"], "invalid choice: 'tvm'"),
+    (["--against", "tvm"], "unknown baseline 'tvm'"),
+    (["--against", "torch,none"], "unknown baseline 'none'"),
     (["--rounds", "0"], "positive int"),
     (["--min-time", "-1"], "number >= 0"),
 ])

@@ -55,17 +55,26 @@ class TorchOp:
 class TorchRunner:
     op: TorchOp
     info: dict
+    channels_last: bool = False
+
+    def _tensors(self, operands):
+        import torch
+
+        tensors = [torch.from_numpy(o) for o in operands]
+        if self.channels_last:  # converted once, outside the timed call (as a channels_last model would)
+            tensors = [t.contiguous(memory_format=torch.channels_last) for t in tensors]
+        return tensors
 
     def result(self, operands):
         import torch
 
         with torch.no_grad():
-            return self.op(*(torch.from_numpy(o) for o in operands)).numpy()
+            return self.op(*self._tensors(operands)).contiguous().numpy()
 
     def timed_call(self, operands):
         import torch
 
-        tensors = [torch.from_numpy(o) for o in operands]
+        tensors = self._tensors(operands)
         op = self.op
 
         def call():
@@ -76,10 +85,14 @@ class TorchRunner:
 
 @dataclass
 class Torch:
-    """torch==2.13.0 CPU convolutions with `threads` intra-op threads."""
+    """torch==2.13.0 CPU convolutions with `threads` intra-op threads, NCHW or channels_last tensors.
+
+    reference/baseline.md found channels_last up to 2x faster on 1x1, stride-2 and stem layers and
+    slower elsewhere, so a fair comparison can time both and take the better one per layer.
+    """
 
     threads: int
-    label: str = "torch"
+    channels_last: bool = False
     role: str = "baseline"
 
     def __post_init__(self):
@@ -89,6 +102,10 @@ class Torch:
             raise RuntimeError("the torch baseline needs torch; install convforge[torch]") from None
         torch.set_num_threads(self.threads)
 
+    @property
+    def label(self) -> str:
+        return "torch_cl" if self.channels_last else "torch"
+
     def prepare(self, problem, direction):
         import torch
 
@@ -97,17 +114,18 @@ class Torch:
                 "op": {Direction.fwd: "torch.nn.functional.conv2d",
                        Direction.bwd_data: "torch.nn.grad.conv2d_input",
                        Direction.bwd_weight: "torch.nn.grad.conv2d_weight"}[op.direction],
-                "layout": "NCHW", "preallocated_output": False}
+                "layout": "channels_last" if self.channels_last else "NCHW", "preallocated_output": False}
         if not op.symmetric:
             info["note"] = "asymmetric padding: explicit F.pad / crop included in the time"
-        return TorchRunner(op, info)
+        return TorchRunner(op, info, self.channels_last)
 
 
-def reference_check(problem: ConvProblem, direction: Direction, rng: np.random.Generator) -> float:
+def reference_check(problem: ConvProblem, direction: Direction, rng: np.random.Generator,
+                    channels_last: bool = False) -> float:
     """Relative max error of the torch baseline against the float64 reference (used by tests)."""
     from .. import reference
 
     ops = reference.random_operands(problem, direction, rng, dtype=np.float32)
-    got = TorchRunner(TorchOp(problem, Direction.of(direction)), {}).result(ops)
+    got = TorchRunner(TorchOp(problem, Direction.of(direction)), {}, channels_last).result(ops)
     want = reference.compute(problem, direction, *ops)
     return float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))

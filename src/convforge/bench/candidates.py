@@ -88,11 +88,13 @@ def _jsonable(value) -> object:
 
 @dataclass
 class ConvForgeKernel:
-    """A kernel from `convforge.compile(problem, direction, target, algorithm, layout)`."""
+    """A kernel from `convforge.compile(problem, direction, target, algorithm, layout, **options)`."""
 
     target: str = "host"
     algorithm: str = "auto"
     layout: str = "NCHW"
+    options: dict = field(default_factory=dict)
+    """Target-specific compile options (e.g. tune=N on the host), passed through unchanged."""
     role: str = "candidate"
 
     @property
@@ -106,8 +108,10 @@ class ConvForgeKernel:
         if compile_ is None:
             raise RuntimeError("convforge.compile is not available in this checkout (no backend yet); "
                                "use --target plan for the NumPy plan executor")
-        kernel = compile_(problem, direction, target=self.target, algorithm=self.algorithm, layout=self.layout)
-        info = {"target": self.target, "algorithm": self.algorithm, "layout": self.layout}
+        kernel = compile_(problem, direction, target=self.target, algorithm=self.algorithm, layout=self.layout,
+                          **self.options)
+        info = {"target": self.target, "algorithm": self.algorithm, "layout": self.layout,
+                "options": _jsonable(self.options)}
         for attr in ("provenance", "config", "macs"):
             if hasattr(kernel, attr):
                 info[attr] = _jsonable(getattr(kernel, attr))

@@ -1,11 +1,11 @@
 """The benchmark harness: prepare every candidate, check it, then time all of them in alternating rounds.
 
 Phases:
-1. prepare: each candidate and the baseline are compiled / built for each (problem, direction); a
+1. prepare: each baseline and candidate is compiled / built for each (problem, direction); a
    failure is recorded on that entry (typed message) and the run goes on.
-2. check: on fresh random float32 operands, each candidate's output (poisoned with NaN beforehand
-   when it writes into `out=`) is compared with the baseline's, or with the float64 reference when
-   there is no baseline. A wrong result is recorded and that candidate is not timed.
+2. check: on fresh random float32 operands, every output (poisoned with NaN beforehand when it is
+   written into `out=`) is compared with the first baseline's, or with the float64 reference when
+   there is no baseline. A wrong result is recorded and that entry is not timed.
 3. time: `timing.run_rounds` over all groups; operands are regenerated (same seed) each time a
    group's turn comes, so memory holds one group's tensors at a time.
 
@@ -80,13 +80,13 @@ def relative_error(got: np.ndarray, want: np.ndarray) -> float:
 
 
 def prepare(jobs: Sequence[Job], directions: Sequence[Direction],
-            candidates_for: Callable[[Direction], Sequence[Candidate]], baseline: Candidate | None,
+            candidates_for: Callable[[Direction], Sequence[Candidate]], baselines: Sequence[Candidate] = (),
             seed: int = 0, on_step: Callable[[str], None] | None = None) -> list[_Timed]:
     """Phases 1 and 2 for every (job, direction); returns the groups ready to time."""
     timed: list[_Timed] = []
     for job in jobs:
         for direction in directions:
-            members = ([baseline] if baseline is not None else []) + list(candidates_for(direction))
+            members = list(baselines) + list(candidates_for(direction))
             group = Group(job.problem, direction, job.repeat, [])
             state = _Timed(group, {}, seed + len(timed), [])
             operands = state.operands()
@@ -103,7 +103,7 @@ def prepare(jobs: Sequence[Job], directions: Sequence[Direction],
                 except Exception as exc:  # noqa: BLE001 - one failing candidate must not stop the run
                     entry.error = _error(exc)
                     continue
-                if member.role == "baseline":
+                if member.role == "baseline" and expected is None:
                     expected, against = result.astype(np.float64), member.label
                 else:
                     if expected is None:
@@ -142,9 +142,9 @@ def measure(timed: Sequence[_Timed], policy: Policy, clock: Clock = time.perf_co
 
 
 def run(jobs: Sequence[Job], directions: Sequence[Direction | str],
-        candidates_for: Callable[[Direction], Sequence[Candidate]], baseline: Candidate | None,
+        candidates_for: Callable[[Direction], Sequence[Candidate]], baselines: Sequence[Candidate],
         policy: Policy, clock: Clock = time.perf_counter, seed: int = 0, meta: dict | None = None) -> Results:
     """Prepare, check and time everything (no progress display: see the bench command for that)."""
     dirs = [Direction.of(d) for d in directions]
-    groups = measure(prepare(jobs, dirs, candidates_for, baseline, seed), policy, clock)
+    groups = measure(prepare(jobs, dirs, candidates_for, baselines, seed), policy, clock)
     return Results(groups, dict(meta or {}))

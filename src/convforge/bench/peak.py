@@ -166,8 +166,27 @@ class Probe:
             os.replace(built, self.binary)
 
     def run(self, threads: int) -> float:
-        """GFLOP/s with `threads` threads, now."""
-        return _run(self.binary, threads)
+        """GFLOP/s with `threads` threads now; a new best reading is remembered in the cache."""
+        gflops = _run(self.binary, threads)
+        record = self._record()
+        best = record.setdefault("gflops", {})
+        best[str(threads)] = max(best.get(str(threads), 0.0), gflops)
+        record.update(isa=self.isa, cpu=cpu_model(), probes=record.get("probes", 0) + 1, updated=_utc_now())
+        record.setdefault("since", _utc_now())
+        tmp = self.record.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=1))
+        os.replace(tmp, self.record)
+        return gflops
+
+    def best(self) -> dict[int, float]:
+        """The best reading per thread count seen on this machine (what "peak" means here)."""
+        return {int(t): g for t, g in self._record().get("gflops", {}).items()}
+
+    def forget(self) -> None:
+        self.record.unlink(missing_ok=True)
+
+    def _record(self) -> dict:
+        return json.loads(self.record.read_text()) if self.record.exists() else {}
 
 
 def _run(binary: Path, threads: int) -> float:
@@ -179,26 +198,20 @@ def _run(binary: Path, threads: int) -> float:
     return float(gflops)
 
 
-def measure(threads: list[int], refresh: bool = False, probe: Probe | None = None) -> Peak:
-    """Probe now and combine with the cache: the peak is the best reading ever seen on this machine.
+def measure(threads: list[int], refresh: bool = False, probe: Probe | None = None, repeats: int = 3) -> Peak:
+    """Probe now; the peak is the best reading ever seen on this machine (`refresh` forgets the old ones).
 
     The probe never reads above the true peak (it is register-only), so a low reading can only mean
-    another process took the core; the maximum over probes is the best estimate. `refresh` drops the
-    cached readings.
+    another process took the core; the maximum over probes is the best estimate.
     """
     if not threads or any(isinstance(t, bool) or not isinstance(t, int) or t < 1 for t in threads):
         raise ValueError(f"threads must be a non-empty list of positive ints, got {threads!r}")
     probe = probe or Probe()
-    old = {} if refresh or not probe.record.exists() else json.loads(probe.record.read_text())
-    best = {int(t): g for t, g in old.get("gflops", {}).items()}
-    now = {t: probe.run(t) for t in threads}
-    for t, g in now.items():
-        best[t] = max(best.get(t, 0.0), g)
-    record = {"isa": probe.isa, "cpu": cpu_model(), "gflops": {str(t): g for t, g in sorted(best.items())},
-              "probes": old.get("probes", 0) + 1, "since": old.get("since", _utc_now()), "updated": _utc_now()}
-    tmp = probe.record.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, probe.record)
+    if refresh:
+        probe.forget()
+    now = {t: max(probe.run(t) for _ in range(repeats)) for t in threads}  # contention is often brief
+    best = probe.best()
+    record = probe._record()
     source = f"best of {record['probes']} probe run(s) since {record['since']} ({probe.record})"
     return Peak(probe.isa, {t: best[t] for t in threads}, now, source)
 

@@ -23,7 +23,7 @@ def ratio_chart(results: Results, path: str | Path, label: str | None = None) ->
     keys = panels(results)
     directions = list(dict.fromkeys(d for d, _ in keys))
     batches = sorted({n for _, n in keys})
-    base = next((g.baseline.label for g in results.groups if g.baseline), "baseline")
+    base = (results.labels("baseline") or ["baseline"])[0]
     most = max(sum(1 for g in results.groups if (g.direction, g.problem.n) == key) for key in keys)
     width = max(8.0, len(batches) * (0.3 * most + 1.5))
     fig, axes = plt.subplots(len(directions), len(batches), figsize=(width, 2.8 * len(directions) + 1.0),

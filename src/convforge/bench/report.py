@@ -22,15 +22,27 @@ class Table:
 
 
 def method_note(meta: dict) -> str:
-    """One sentence saying how the numbers were taken (printed under every table)."""
+    """One sentence saying how the numbers were taken (printed under the tables)."""
     s = meta.get("settings", {})
     policy = s.get("policy", {})
-    return (f"{s.get('against', 'baseline')} and the candidates were timed in the same run, alternating: in each of "
+    against = " and ".join(b for b in s.get("against", []) if b != "none") or "no baseline"
+    return (f"{against} and the candidates were timed in the same run, alternating: in each of "
             f"{policy.get('rounds', '?')} rounds every comparison's members ran back to back (order reversed "
             f"on odd rounds), each {policy.get('warmup', '?')} warm-up calls then >= {policy.get('min_calls', '?')} "
             f"timed calls (>= {policy.get('min_seconds', '?')} s); ms = minimum over rounds of the per-round "
-            f"median; {s.get('threads', '?')} threads. ratio = {s.get('against', 'baseline')} ms / candidate ms "
-            f"(> 1: candidate faster).")
+            f"median; {s.get('threads', '?')} threads. ratio = baseline ms / candidate ms (> 1: candidate faster).")
+
+
+def contention_note(meta: dict) -> str:
+    """How busy the host was: the FMA probe run before each round, as % of the peak ("" if not probed)."""
+    peak = _peak(meta)
+    probes = [r["fma_probe_gflops"] for r in meta.get("rounds", []) if "fma_probe_gflops" in r]
+    if not probes or not peak:
+        return ""
+    busy = sum(g < 0.9 * peak for g in probes)
+    share = ", ".join(f"{100 * g / peak:.0f}%" for g in probes)
+    return (f"FMA probe before each round, as % of peak: {share}; {busy} of {len(probes)} round(s) ran on a busy "
+            "host (below 90%).")
 
 
 def _ms(seconds: float) -> str:
@@ -48,45 +60,59 @@ def _peak(meta: dict) -> float | None:
 
 
 def layer_table(results: Results, label: str) -> Table:
-    """One row per (layer, batch, direction) for candidate `label` against the baseline."""
+    """One row per (layer, batch, direction) for candidate `label` against the baseline(s)."""
     peak = _peak(results.meta)
-    base = next((g.baseline.label for g in results.groups if g.baseline), "baseline")
-    table = Table(f"{label} vs {base}",
-                  ["layer", "N", "direction", "GFLOP", f"{label} ms", f"{base} ms", f"{label} GFLOP/s",
-                   f"{base} GFLOP/s", "% peak", "ratio", "note"])
+    bases = results.labels("baseline") or ["baseline"]
+    several = len(bases) > 1
+    headers = ["layer", "N", "direction", "GFLOP", f"{label} ms"] + [f"{b} ms" for b in bases]
+    headers += [f"{label} GFLOP/s", f"{bases[0]} GFLOP/s", "% peak", f"ratio vs {bases[0]}"]
+    headers += ["ratio vs best baseline"] if several else []
+    table = Table(f"{label} vs {' / '.join(bases)}", headers + ["note"])
     for g in results.groups:
         entry = g.entry(label)
         if entry is None:
             continue
-        baseline = g.baseline
+        first = g.baseline
         gf = g.gflops(entry) if entry.timed else math.nan
-        base_gf = g.gflops(baseline) if baseline is not None and baseline.timed else math.nan
-        note = entry.error or (baseline.error if baseline is not None and baseline.error else "")
-        table.rows.append([g.layer, str(g.problem.n), g.direction.value, f"{g.problem.flops / 1e9:.3f}",
-                           _ms(entry.best), _ms(baseline.best if baseline else math.nan), _num(gf, ".1f"),
-                           _num(base_gf, ".1f"), _num(100 * gf / peak if peak else math.nan, ".0f"),
-                           _num(g.ratio(entry), ".2f"), _short(note)])
+        row = [g.layer, str(g.problem.n), g.direction.value, f"{g.problem.flops / 1e9:.3f}", _ms(entry.best)]
+        row += [_ms(g.entry(b).best if g.entry(b) else math.nan) for b in bases]
+        row += [_num(gf, ".1f"), _num(g.gflops(first) if first is not None and first.timed else math.nan, ".1f"),
+                _num(100 * gf / peak if peak else math.nan, ".0f"), _num(g.ratio(entry), ".2f")]
+        row += [_num(g.ratio(entry, g.best_baseline), ".2f")] if several else []
+        notes = [e.error for e in [entry, *g.baselines] if e.error]
+        table.rows.append(row + [_short(notes[0] if notes else "")])
     if peak:
         table.notes.append(f"% peak: of the measured FMA peak {peak:.1f} GFLOP/s "
                            f"({results.meta['settings']['threads']} threads, {results.meta['peak'].get('isa')}).")
-    table.notes += _failures(results, {label, base})
+    over = [g.layer for g in results.groups for e in g.entries if peak and e.timed and g.gflops(e) > peak]
+    if over:
+        table.notes.append(f"WARNING: {len(over)} timing(s) exceed the measured peak ({', '.join(sorted(set(over)))}): "
+                           "the FMA probe never ran on a quiet host, so % peak is overstated; re-run when the "
+                           "host is idle (the cached peak keeps the best reading ever seen).")
+    if several:
+        table.notes.append("ratio vs best baseline: against the fastest baseline of each layer.")
+    table.notes += _failures(results, {label, *bases})
     return table
 
 
 def direction_table(results: Results, label: str) -> Table:
     """Geomean of ratios per direction (and batch), and the repeat-weighted total-time ratio."""
+    several = len(results.labels("baseline")) > 1
     table = Table(f"{label}: summary per direction",
                   ["direction", "N", "layers timed", "geomean ratio", "min ratio", "max ratio",
-                   "network ratio (repeat-weighted)"])
+                   "network ratio (repeat-weighted)"] + (["geomean vs best baseline"] if several else []))
     for direction, n in panels(results):
         groups = [g for g in results.groups if g.direction is direction and g.problem.n == n]
         pairs = [(g, g.entry(label)) for g in groups if g.entry(label) is not None]
         ratios = [g.ratio(e) for g, e in pairs if math.isfinite(g.ratio(e))]
-        table.rows.append([direction.value, str(n), f"{len(ratios)}/{len(pairs)}", _num(geomean(ratios), ".2f"),
-                           _num(min(ratios, default=math.nan), ".2f"), _num(max(ratios, default=math.nan), ".2f"),
-                           _num(_weighted_ratio(pairs), ".2f")])
-    table.notes.append("network ratio = sum(repeat x baseline ms) / sum(repeat x candidate ms) over the layers "
-                       "both timed, where repeat counts the layer's uses in its network.")
+        row = [direction.value, str(n), f"{len(ratios)}/{len(pairs)}", _num(geomean(ratios), ".2f"),
+               _num(min(ratios, default=math.nan), ".2f"), _num(max(ratios, default=math.nan), ".2f"),
+               _num(_weighted_ratio(pairs), ".2f")]
+        row += [_num(geomean([g.ratio(e, g.best_baseline) for g, e in pairs]), ".2f")] if several else []
+        table.rows.append(row)
+    table.notes.append("ratios against the first baseline; network ratio = sum(repeat x baseline ms) / "
+                       "sum(repeat x candidate ms) over the layers both timed, where repeat counts the layer's "
+                       "uses in its network.")
     return table
 
 
@@ -104,25 +130,22 @@ def _weighted_ratio(pairs: list) -> float:
 
 
 def algorithm_table(results: Results) -> Table:
-    """Every candidate side by side per (layer, batch, direction): ms and ratio, fastest marked."""
-    labels = results.candidate_labels
-    base = next((g.baseline.label for g in results.groups if g.baseline), None)
-    headers = ["layer", "N", "direction"] + labels
-    headers += ([f"{base} ms"] if base else []) + ["fastest", "fastest ratio"]
-    table = Table("algorithms side by side", headers)
+    """Every candidate and baseline side by side per (layer, batch, direction), fastest candidate marked."""
+    labels, bases = results.candidate_labels, results.labels("baseline")
+    table = Table("algorithms side by side (ms)",
+                  ["layer", "N", "direction", *labels, *bases, "fastest", "fastest ratio"])
     for g in results.groups:
         cells = []
-        for lab in labels:
+        for lab in labels + bases:
             e = g.entry(lab)
             cells.append("n/a" if e is None else ("fail" if e.error else _ms(e.best)))
         timed = [e for e in g.candidates if e.timed]
         fastest = min(timed, key=lambda e: e.best) if timed else None
-        row = [g.layer, str(g.problem.n), g.direction.value] + cells
-        row += [_ms(g.baseline.best)] if base else []
-        row += [fastest.label if fastest else "-", _num(g.ratio(fastest), ".2f") if fastest else "-"]
-        table.rows.append(row)
-    table.notes += ["times in ms; n/a: the algorithm does not apply to the direction; fail: see below."]
-    table.notes += _failures(results, set(labels) | {base})
+        table.rows.append([g.layer, str(g.problem.n), g.direction.value, *cells,
+                           fastest.label if fastest else "-", _num(g.ratio(fastest), ".2f") if fastest else "-"])
+    table.notes += ["n/a: the algorithm does not apply to the direction; fail: see below; fastest ratio: "
+                    "against the first baseline."]
+    table.notes += _failures(results, {*labels, *bases})
     return table
 
 
@@ -197,11 +220,7 @@ def markdown_section(results: Results) -> str:
         per = ", ".join(f"{t} thread(s) {g:.1f}" for t, g in peak["gflops"].items())
         lines += [f"Measured FMA peak ({peak.get('isa')}): {per} GFLOP/s ({peak.get('source')}).", ""]
     lines += [method_note(meta), ""]
-    probes = [r["fma_probe_gflops"] for r in meta.get("rounds", []) if "fma_probe_gflops" in r]
-    threads = str(meta.get("settings", {}).get("threads"))
-    if probes and (peak.get("gflops") or {}).get(threads):
-        share = ", ".join(f"{100 * g / peak['gflops'][threads]:.0f}%" for g in probes)
-        lines += [f"FMA probe before each round, as % of peak: {share} (below ~90%: the host was busy "
-                  "in that round).", ""]
+    if contention_note(meta):
+        lines += [contention_note(meta), ""]
     lines += [to_markdown(t) for t in tables(results)]
     return "\n".join(lines)

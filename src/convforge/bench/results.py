@@ -71,8 +71,19 @@ class Group:
         return self.problem.name
 
     @property
+    def baselines(self) -> list[Entry]:
+        return [e for e in self.entries if e.role == "baseline"]
+
+    @property
     def baseline(self) -> Entry | None:
-        return next((e for e in self.entries if e.role == "baseline"), None)
+        """The first baseline: ratios are against it unless said otherwise."""
+        return next(iter(self.baselines), None)
+
+    @property
+    def best_baseline(self) -> Entry | None:
+        """The fastest timed baseline (e.g. the better of torch NCHW and channels_last for this layer)."""
+        timed = [e for e in self.baselines if e.timed]
+        return min(timed, key=lambda e: e.best) if timed else None
 
     @property
     def candidates(self) -> list[Entry]:
@@ -84,9 +95,9 @@ class Group:
     def gflops(self, entry: Entry) -> float:
         return self.problem.flops / entry.best / 1e9
 
-    def ratio(self, entry: Entry) -> float:
-        """baseline time / entry time: > 1 means the entry is faster than the baseline."""
-        base = self.baseline
+    def ratio(self, entry: Entry, baseline: Entry | None = None) -> float:
+        """baseline time / entry time (first baseline unless given): > 1 means the entry is faster."""
+        base = baseline or self.baseline
         if base is None or not base.timed or not entry.timed:
             return math.nan
         return base.best / entry.best
@@ -98,13 +109,17 @@ class Results:
     meta: dict = field(default_factory=dict)
     """Command line, machine, peak, settings, method: everything needed to reproduce and judge."""
 
-    @property
-    def candidate_labels(self) -> list[str]:
-        """Candidate labels in first-seen order; the first is the primary one."""
+    def labels(self, role: str) -> list[str]:
+        """Labels of the entries with this role, in first-seen order."""
         labels: list[str] = []
         for g in self.groups:
-            labels += [e.label for e in g.candidates if e.label not in labels]
+            labels += [e.label for e in g.entries if e.role == role and e.label not in labels]
         return labels
+
+    @property
+    def candidate_labels(self) -> list[str]:
+        """The first is the primary candidate (the per-layer and per-direction tables show it)."""
+        return self.labels("candidate")
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "meta": self.meta, "groups": [_group_dict(g) for g in self.groups]}

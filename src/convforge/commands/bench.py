@@ -40,6 +40,21 @@ def _directions(text: str) -> list[Direction]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+BASELINES = ("torch", "torch_cl")
+"""torch: NCHW tensors; torch_cl: channels_last tensors (converted outside the timed call)."""
+
+
+def _baselines(text: str) -> list[str]:
+    names = list(dict.fromkeys(part.strip() for part in text.split(",")))
+    if names == ["none"]:
+        return []
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown baseline {unknown[0]!r}; choose from {', '.join(BASELINES)} "
+                                         "(comma-separated; the first is the one ratios refer to) or none")
+    return names
+
+
 def _suite(text: str) -> str:
     if text not in suites.names():
         raise argparse.ArgumentTypeError(f"unknown suite {text!r}; choose from {', '.join(suites.names())}")
@@ -68,13 +83,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=_positive_ints, default=[1], help="batch sizes, e.g. 1,8")
     parser.add_argument("--directions", type=_directions, default=list(Direction),
                         help="comma-separated: fwd,bwd_data,bwd_weight")
-    parser.add_argument("--against", choices=["torch", "none"], default="torch",
-                        help="baseline timed alternately with the candidates (none: check against the reference)")
+    parser.add_argument("--against", type=_baselines, default=["torch"],
+                        help="baselines timed alternately with the candidates: torch (NCHW), torch_cl "
+                             "(channels_last), comma-separated, or none (check against the reference only)")
     parser.add_argument("--algorithms", default="auto",
                         help="auto, all (auto + every plan algorithm of each direction), or a comma list")
     parser.add_argument("--target", default="host",
                         help=f"convforge.compile target; '{TARGET_PLAN}' = the NumPy plan executor")
     parser.add_argument("--layout", default="NCHW", help="activation layout passed to convforge.compile")
+    parser.add_argument("--tune", type=int, default=0,
+                        help="passed to convforge.compile as tune=N (host: measure up to N configs, cached); "
+                             "tuning happens while compiling, before and outside the timing")
     parser.add_argument("--threads", type=_positive_int, default=2, help="threads for candidate and baseline")
     parser.add_argument("--rounds", type=_positive_int, default=5, help="alternating rounds over all cases")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls per case per round")
@@ -129,7 +148,7 @@ def _candidates(args, per_direction: dict[Direction, list[str]]):
     def make(algorithm: str):
         if args.target == TARGET_PLAN:
             return PlanExecutor(algorithm)
-        return ConvForgeKernel(args.target, algorithm, args.layout)
+        return ConvForgeKernel(args.target, algorithm, args.layout, {"tune": args.tune} if args.tune else {})
     made = {d: [make(a) for a in names] for d, names in per_direction.items()}
     return lambda direction: made[direction]
 
@@ -167,11 +186,9 @@ def _measure(args):
     jobs = jobs_for(args)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # before any kernel library loads its OpenMP runtime
     allocator = machine.pin_allocator() if args.allocator == "pinned" else {"allocator": "default"}
-    baseline = None
-    if args.against == "torch":
-        from ..bench.baselines import Torch
+    from ..bench.baselines import Torch
 
-        baseline = Torch(args.threads)
+    baselines = [Torch(args.threads, channels_last=name == "torch_cl") for name in args.against]
     probe, peak_info = _peak(args)
     results = Results([], _meta(args, policy, per_direction, allocator, peak_info))
 
@@ -186,12 +203,12 @@ def _measure(args):
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    members = sum(len(v) for v in per_direction.values()) + (len(args.directions) if baseline else 0)
+    members = sum(len(v) for v in per_direction.values()) + len(args.directions) * len(baselines)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[what]}", markup=False))
     with Progress(*columns) as bar:
         prep = bar.add_task("compile + check", total=len(jobs) * members, what="")
-        timed = harness.prepare(jobs, args.directions, _candidates(args, per_direction), baseline, args.seed,
+        timed = harness.prepare(jobs, args.directions, _candidates(args, per_direction), baselines, args.seed,
                                 on_step=lambda what: bar.update(prep, advance=1, what=what))
         results.groups = [state.group for state in timed]
         task = bar.add_task("timing (alternating)", total=sum(len(t.cases) for t in timed) * policy.rounds, what="")
@@ -201,6 +218,8 @@ def _measure(args):
     if done < policy.rounds:
         results.meta["interrupted_after_rounds"] = done
         print(f"convforge bench: interrupted; reporting the {done} complete round(s)", file=sys.stderr)
+    if probe is not None:  # a quieter moment during the run may have shown a higher peak
+        results.meta["peak"]["gflops"] = {str(t): g for t, g in probe.best().items() if str(t) in peak_info["gflops"]}
     results.meta["finished"] = _now()
     results.meta["machine"]["loadavg_end"] = machine.loadavg()
     return results
@@ -229,7 +248,7 @@ def _meta(args, policy, per_direction, allocator, peak_info) -> dict:
             "machine": {**machine.info(), "loadavg_start": machine.loadavg()}, "peak": peak_info,
             "settings": {"suite": args.suite, "batch": args.batch, "directions": [d.value for d in args.directions],
                          "against": args.against, "algorithms": {d.value: a for d, a in per_direction.items()},
-                         "target": args.target, "layout": args.layout, "threads": args.threads,
+                         "target": args.target, "layout": args.layout, "tune": args.tune, "threads": args.threads,
                          "policy": vars(policy), "seed": args.seed, **allocator},
             "method": "alternating rounds; per-round median; minimum over rounds (see convforge.bench.timing)",
             "rounds": []}
@@ -255,6 +274,8 @@ def _write_outputs(args, results) -> None:
     for table in report.tables(results):
         console.print(report.to_rich(table))
     console.print(escape(report.method_note(results.meta)))
+    if report.contention_note(results.meta):
+        console.print(escape(report.contention_note(results.meta)))
     if args.json and not args.from_json:
         _save(results, args.json)
         console.print(escape(f"raw measurements: {args.json}"))
