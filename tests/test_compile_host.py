@@ -131,7 +131,8 @@ def test_pointwise_core_uses_caller_buffers(direction):
 
 def test_spatial_core_needs_unit_column_stride():
     with pytest.raises(ValueError, match="core .spatial. does not apply"):
-        cf.compile(P, "bwd_weight", config={"algorithm": "direct", "stages": [{"core": "spatial", "style": "vector_ext", "qv": 1, "kb": 1}]})
+        spatial = {"core": "spatial", "style": "vector_ext", "qv": 1, "kb": 1}
+        cf.compile(P, "bwd_weight", config={"algorithm": "direct", "stages": [spatial]})
 
 
 @pytest.mark.parametrize("config", stage_configs(gemm_space(), 3), ids=str)
@@ -196,7 +197,8 @@ def test_bad_out(kernel):
     ({"algorithm": "winograd"}, ValueError, "algorithm"),
     ({"algorithm": "phase_split", "direction": "fwd"}, ValueError, "algorithm"),
     ({"direction": "sideways"}, ValueError, "direction"),
-    ({"config": {"algorithm": "trim", "stages": [{"core": "fwd", "style": "vector_ext", "qb": 99, "kb": 1}]}}, ValueError, "not in space"),
+    ({"config": {"algorithm": "trim", "stages": [{"core": "fwd", "style": "vector_ext", "qb": 99, "kb": 1}]}},
+     ValueError, "not in space"),
     ({"config": {"algorithm": "trim", "stages": [{"core": "fft"}]}}, ValueError, "does not apply"),
     ({"config": {"algorithm": "trim", "stages": [None, None]}}, ValueError, "stage entries"),
     ({"config": {"stages": [None]}}, ValueError, "explicit algorithm"),

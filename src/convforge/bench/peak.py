@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..backends.c.toolchain import cache_dir, cpu_flags, isa_from_flags
+
 ISAS = {
     # name: (vector type, intrinsic prefix, float lanes, accumulators, gcc flags)
     "avx512": ("__m512", "_mm512", 16, 24, ("-mavx512f", "-mfma")),
@@ -88,22 +90,6 @@ class Peak:
     source: str
 
 
-def cache_dir() -> Path:
-    """ConvForge's cache folder: $CONVFORGE_CACHE, else ./.convforge-cache (the host backend's rule)."""
-    return Path(os.environ.get("CONVFORGE_CACHE") or Path.cwd() / ".convforge-cache")
-
-
-def cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -117,11 +103,10 @@ def cpu_model() -> str:
 
 
 def best_isa(flags: set[str]) -> str:
-    if "avx512f" in flags:
-        return "avx512"
-    if {"avx2", "fma"} <= flags:
-        return "avx2"
-    raise RuntimeError("the FMA peak probe needs AVX2+FMA or AVX-512F; this CPU reports neither")
+    found = isa_from_flags(flags)
+    if found == "generic":
+        raise RuntimeError("the FMA peak probe needs AVX2+FMA or AVX-512F; this CPU reports neither")
+    return found
 
 
 def program(isa: str) -> tuple[str, tuple[str, ...]]:

@@ -60,23 +60,30 @@ def compiler_version() -> str:
     return out.stdout.splitlines()[0] if out.stdout else "unknown"
 
 
-@functools.cache
-def isa() -> str:
-    """'avx512', 'avx2' or 'generic', from the CPU flags the kernel reports."""
+def cpu_flags() -> set[str]:
+    """The feature flags the kernel reports for this CPU (empty where /proc/cpuinfo is unreadable)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return "generic"
-    flags = set()
+        return set()
     for line in text.splitlines():
         if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            break
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def isa_from_flags(flags: set[str]) -> str:
+    """'avx512', 'avx2' or 'generic': the widest FMA vector ISA among `flags`."""
     if {"avx512f", "fma"} <= flags:
         return "avx512"
     if {"avx2", "fma"} <= flags:
         return "avx2"
     return "generic"
+
+
+@functools.cache
+def isa() -> str:
+    return isa_from_flags(cpu_flags())
 
 
 def vector_width() -> int:
