@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ...plan import plan as make_plan
 from ...problem import ConvProblem, Direction
+from ...sim.machine import Machine
 from ...targets import load
 from . import tiling
 from .jobs import CoreJob, normalize
@@ -83,8 +84,8 @@ def compile_accel(problem: ConvProblem, direction, target="gemmini", algorithm: 
         else:
             lowering.movement(stage)
     config = {"target": t.name, "algorithm": algorithm, "vendor": vendor, "tiles": chosen}
-    return AccelKernel(problem, direction, t, plan, lowering.program, layouts, dtypes, config,
-                       "+".join(sorted(provenance)) or "no cores")
+    return AccelKernel(problem, direction, t, plan, lowering.finish(), layouts, dtypes, config,
+                       "+".join(sorted(provenance)) or "no cores", getattr(emitter, "constants", {}))
 
 
 def _choose(job: CoreJob, emitter, target, vendor: bool, forced: Tile | None, search: bool, eb) -> tuple[Tile, str]:
@@ -100,11 +101,9 @@ def _choose(job: CoreJob, emitter, target, vendor: bool, forced: Tile | None, se
     pool = [(how, s) for how, s in seeds.items()] + [("searched", c) for c in tiling.candidates(g, emitter)]
     best = None
     for how, cand in pool:
-        low = Lowering(emitter, eb)
+        low = Lowering(type(emitter)(target), eb)  # a fresh emitter: lowering state stays apart
         low.core(job, cand)
-        from ...sim.machine import Machine
-
-        stats = Machine(target, None, functional=False, explicit_sync=target.isa == "vta").run(low.program)
+        stats = Machine(target, None, functional=False, explicit_sync=target.isa == "vta").run(low.finish())
         key = (stats.cycles, stats.dram_bytes)
         if best is None or key < best[0]:
             best = (key, cand, how)

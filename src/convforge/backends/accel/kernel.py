@@ -16,18 +16,20 @@ class AccelKernel:
     macs, stats (the last run's counters; filled by a timing-only run at compile time)."""
 
     def __init__(self, problem: ConvProblem, direction: Direction, target, plan, program: list,
-                 layouts: dict[str, str], dtypes: dict[str, str], config: dict, provenance: str):
+                 layouts: dict[str, str], dtypes: dict[str, str], config: dict, provenance: str,
+                 constants: dict[str, np.ndarray] | None = None):
         self.problem, self.direction, self.target, self.plan = problem, direction, target, plan
         self.program = program
         self.layouts, self.dtypes = layouts, dtypes
         self.config, self.provenance = config, provenance
+        self.constants = dict(constants or {})  # program data in DRAM (VTA micro-op tables)
         self.macs = problem.macs
         self.algorithm = plan.algorithm
         self.stats: Stats = self.simulate(timing_only=True)
 
     @property
     def source(self) -> str:
-        return "\n".join(f"{i:6d}  [{ins.engine:>7}] {ins.text()}" for i, ins in enumerate(self.program))
+        return "\n".join(f"{i:6d}  [{ins.engine:>7}] {ins.text()}{_sync(ins)}" for i, ins in enumerate(self.program))
 
     def simulate(self, dram: dict[str, np.ndarray] | None = None, timing_only: bool = False) -> Stats:
         m = Machine(self.target, None if timing_only else dram, functional=not timing_only,
@@ -56,8 +58,16 @@ class AccelKernel:
             if b.role != "input":
                 dt = self.dtypes[b.name]
                 dram[b.name] = np.full(b.shape, POISON[dt], dtype=NUMPY[dt])
-        self.stats = self.simulate(dram)
+        dram.update(self.constants)
         out = plan.output
+        planes = self.target.isa == "vta" and self.dtypes[out] == "i32"
+        if planes:  # VTA stores only bytes: the int32 result arrives as four byte planes
+            for j in range(4):
+                dram[f"{out}@{j}"] = np.full(dram[out].shape, 0x5A, dtype=np.uint8)
+        self.stats = self.simulate(dram)
+        if planes:
+            stacked = np.stack([dram[f"{out}@{j}"] for j in range(4)], axis=-1)
+            dram[out] = np.ascontiguousarray(stacked).view("<i4")[..., 0]
         return get_layout(self.layouts[out]).unpack(dram[out], logical[out]).astype(NUMPY[self.dtypes["acc"]])
 
     def __repr__(self) -> str:
@@ -86,3 +96,8 @@ def tensor_dtypes(plan, stages, input_dtype: str, acc_dtype: str) -> dict[str, s
 
 def elem_bytes(dtypes: dict[str, str]) -> dict[str, int]:
     return {k: DTYPE_BYTES[v] for k, v in dtypes.items()}
+
+
+def _sync(ins) -> str:
+    parts = [f"pop {q}" for q in ins.pops] + [f"push {q}" for q in ins.pushes]
+    return f"  [{', '.join(parts)}]" if parts else ""

@@ -65,9 +65,15 @@ class Lowering:
             self._strides[key] = view_strides(view)
         return Box(tensor, view, tuple(starts), tuple(sizes), self.elem_bytes[tensor], self._strides[key], density)
 
+    def finish(self) -> list:
+        """The program, with the ISA's explicit synchronization added where it has one."""
+        return self.e.finish(self.program) if hasattr(self.e, "finish") else self.program
+
     # ------------------------------------------------------------------ cores
     def core(self, job: CoreJob, tile: Tile) -> None:
         g, t = job.geometry, tile.clamp(job.geometry)
+        if hasattr(self.e, "check_core"):
+            self.e.check_core(g)
         if not self.e.fits(g, t):
             raise ValueError(f"tile {t.as_dict()} does not fit the buffers of target {self.e.target.name}")
         regions = self.e.regions(g, t)

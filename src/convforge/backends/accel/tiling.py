@@ -119,8 +119,8 @@ def candidates(g, emitter, limit: int = 10) -> list[Tile]:
     return [t for _, t in scored[:limit]]
 
 
-def estimate(g, t: Tile, dim: int) -> float:
-    """max(DRAM bytes / 16, array cycles): a cheap ranking, not a prediction."""
+def traffic(g, t: Tile) -> int:
+    """Elements loaded and stored by the lowering's residency rule (a tile reloads only when it changes)."""
     n_out = {a: math.ceil(getattr(g, {"b": "n"}.get(a, a)) / getattr(t, a)) for a in "bpqk"}
     steps = math.ceil(g.r / t.r) * math.ceil(g.s / t.s) * math.ceil(g.c / t.c)
     rows, cols = halo(g, t.p, t.q, t.r, t.s)
@@ -131,7 +131,13 @@ def estimate(g, t: Tile, dim: int) -> float:
     w_loads = tiles * steps if steps > 1 or inner == "k" else n_out["k"]
     if steps == 1 and n_out["k"] == 1:
         w_loads = 1
-    traffic = x_loads * x_tile + w_loads * w_tile + 4 * g.n * g.k * g.p * g.q
+    return x_loads * x_tile + w_loads * w_tile + 4 * g.n * g.k * g.p * g.q
+
+
+def estimate(g, t: Tile, dim: int) -> float:
+    """max(DRAM bytes / 16, array cycles): a cheap ranking, not a prediction."""
+    steps = math.ceil(g.r / t.r) * math.ceil(g.s / t.s) * math.ceil(g.c / t.c)
+    tiles = math.prod(math.ceil(getattr(g, {"b": "n"}.get(a, a)) / getattr(t, a)) for a in "bpqk")
     pairs = tiles * steps * t.r * t.s * t.b * t.p * math.ceil(t.q / dim) * math.ceil(t.c / dim) \
         * math.ceil(t.k / dim) * max(min(t.q, dim), 4)
-    return max(traffic / 16, pairs)
+    return max(traffic(g, t) / 16, pairs)
