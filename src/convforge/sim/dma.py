@@ -33,7 +33,7 @@ class Box:
     starts: tuple[int, ...]
     sizes: tuple[int, ...]
     elem_bytes: int
-    strides: tuple[int | None, ...]  # the view's DRAM strides per logical axis (None: not affine)
+    strides: tuple[tuple[int, int], ...]  # per logical axis (stride, period): see view_strides
     density: float = 1.0  # fraction of in-range elements the view really reads (zero insertion)
 
     # ---------------------------------------------------------------- geometry
@@ -56,13 +56,15 @@ class Box:
         if total <= 0:
             return 0
         run, expect = 1, 1
-        axes = sorted((abs(s), e) for s, e in zip(self.strides, extents) if e > 1 and s)
-        for stride, extent in axes:
+        axes = sorted((abs(s), period, e) for (s, period), e in zip(self.strides, extents) if e > 1 and s)
+        for stride, period, extent in axes:
             if stride != expect:
                 break
-            run *= extent
+            run *= min(extent, period)
             expect = stride * extent
-        return max(1, total // run) * math.ceil(run * self.elem_bytes / request_bytes)
+            if period < extent:
+                break
+        return max(1, -(-total // run)) * math.ceil(run * self.elem_bytes / request_bytes)
 
     # ---------------------------------------------------------------- function
     def frame(self, m) -> np.ndarray:
@@ -101,6 +103,22 @@ def _slices(starts, sizes, clamped):
     return src, dst
 
 
-def view_strides(view: IndexMap) -> tuple[int | None, ...]:
-    """What a strided DMA needs: per-axis element strides (None where the view is not affine)."""
-    return tuple(view.strides())
+def view_strides(view: IndexMap, probe: int = 256) -> tuple[tuple[int, int], ...]:
+    """What a strided DMA needs, per logical axis: the DRAM element stride of one step from the origin
+    and its period, the number of steps over which that stride holds (a blocked layout such as
+    NC1HWC0 is contiguous along C only within a 16-channel block; an affine axis has the whole extent)."""
+    offset = view.flat_offset()
+    out = []
+    for axis, extent in enumerate(view.out_shape):
+        n = min(extent, probe)
+        env = [np.arange(n) if a == axis else np.zeros(1, dtype=np.int64) for a in range(len(view.out_shape))]
+        values = np.broadcast_to(offset.evaluate(env), (n,)).astype(np.int64)
+        if n == 1:
+            out.append((0, extent))
+            continue
+        steps = np.diff(values)
+        stride = int(steps[0])
+        breaks = np.nonzero(steps != stride)[0]
+        period = int(breaks[0]) + 1 if breaks.size else extent
+        out.append((stride, period))
+    return tuple(out)

@@ -151,7 +151,7 @@ class VtaEmitter:
         name = self._uop_tables.setdefault(key, f"uops{len(self._uop_tables)}")
         self.constants[name] = table
         view = IndexMap.identity(table.shape, name)
-        box = Box(name, view, (0,), table.shape, 4, (1,))
+        box = Box(name, view, (0,), table.shape, 4, ((1, table.size),))
         region = Region("uop", self._uop_half * (self.uop.depth // 2), table.size)
         return [Load("LOAD.uop", "COMPUTE", "dram_to_uop", region, box, lambda f: f.reshape(-1, 1))]
 
