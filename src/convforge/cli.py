@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("plan", "check")
+COMMANDS = ("plan", "check", "sim")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -36,14 +36,20 @@ class Box:
     strides: tuple[tuple[int, int], ...]  # per logical axis (stride, period): see view_strides
     density: float = 1.0  # fraction of in-range elements the view really reads (zero insertion)
 
+    def __post_init__(self):
+        clamped = tuple((max(s, 0), min(s + n, e)) for s, n, e in zip(self.starts, self.sizes, self.view.out_shape))
+        object.__setattr__(self, "_clamped", clamped)
+        object.__setattr__(self, "_valid", round(self.density * math.prod(max(0, hi - lo) for lo, hi in clamped)))
+
     # ---------------------------------------------------------------- geometry
     def clamped(self) -> tuple[tuple[int, int], ...]:
         """Per axis the [lo, hi) of the box inside the logical operand."""
-        return tuple((max(s, 0), min(s + n, e)) for s, n, e in zip(self.starts, self.sizes, self.view.out_shape))
+        return self._clamped
 
     @property
     def valid(self) -> int:
-        return round(self.density * math.prod(max(0, hi - lo) for lo, hi in self.clamped()))
+        """Elements really read from DRAM (in range, not an inserted zero)."""
+        return self._valid
 
     @property
     def bytes(self) -> int:

@@ -9,7 +9,6 @@ them into the int32 accumulator with two's-complement wrap-around.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,10 +59,6 @@ class LoopConvEx(Instruction):
     def writes(self):
         return [self.c]
 
-    @property
-    def dim(self) -> int:
-        return 16
-
     def _blocks(self, m: Machine):
         dim = m.target.intrinsic["n"]
         t = self.shape
@@ -87,14 +82,17 @@ class LoopConvEx(Instruction):
                               f"the tile needs {units}")
 
     def pairs_cycles(self, m: Machine) -> float:
-        dim, ncb, _ = self._blocks(m)
+        """Each preload+compute pair takes max(a_rows, b_rows, 4) cycles when it preloads new weights (the
+        first pair of every (tap, out-block, in-block)), max(a_rows, 4) when it reuses them."""
+        dim, _, nkb = self._blocks(m)
         t = self.shape
         floor = m.target.timing["min_pair_rows"]
-        nkb = -(-t.tk // dim)
         full, tail = divmod(t.tq, dim)
+        a_rows = [dim] * full + ([tail] if tail else [])
+        per_weights = t.tb * t.tp * sum(max(a, floor) for a in a_rows)
         k_rows = [dim] * (t.tc // dim) + ([t.tc % dim] if t.tc % dim else [])
-        per_row = sum(full * max(dim, kr, floor) + (max(tail, kr, floor) if tail else 0) for kr in k_rows)
-        return len(t.taps) * nkb * t.tb * t.tp * per_row
+        preload = sum(max(a_rows[0], kr, floor) - max(a_rows[0], floor) for kr in k_rows)
+        return len(t.taps) * nkb * (len(k_rows) * per_weights + preload)
 
     def cost(self, m: Machine) -> float:
         return m.target.timing["fill_cycles"] + self.pairs_cycles(m)
@@ -123,8 +121,3 @@ class LoopConvEx(Instruction):
                 f"tile b{t.tb} p{t.tp} q{t.tq} k{t.tk} c{t.tc} r{t.tr} s{t.ts} taps={len(t.taps)} "
                 f"stride={t.stride} dil={t.dilation}")
 
-
-def mac_slots(shape: TileShape, dim: int) -> int:
-    """MAC slots the mesh spends (channel blocks padded to DIM)."""
-    return len(shape.taps) * shape.tb * shape.tp * shape.tq * dim * dim * math.ceil(shape.tc / dim) \
-        * math.ceil(shape.tk / dim)

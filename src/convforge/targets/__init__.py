@@ -175,7 +175,8 @@ def parse(data: dict[str, Any], source: str = "<target>") -> Target:
                               f"got {combo!r}")
         dtypes.append(tuple(combo))
     intr = _table(data, "intrinsic", source)
-    intrinsic = {k: _field(intr, k, int, "intrinsic.", source, positive=True) for k in ("m", "k", "n")}
+    intrinsic = {k: _field(intr, k, int, "intrinsic.", source, positive=True)
+                 for k in ("m", "k", "n", "macs_per_cycle")}
     lay = _table(data, "layouts", source)
     layouts = {}
     for role, kind in (("activation", "activation"), ("weight", "weight")):

@@ -47,26 +47,53 @@ def _emitter(target):
     return DavinciEmitter(target)
 
 
-def default_algorithm(p: ConvProblem, direction: Direction, target) -> str:
-    if direction is Direction.fwd:
-        if target.isa == "vta" and p.c // p.groups < 16 and p.r * p.s > 1:
-            return "im2col_gemm"  # fold R*S into the reduction: C*R*S fills the 16-wide block
+def vendor_algorithm(p: ConvProblem, direction: Direction, isa: str) -> str:
+    """What the vendor stack runs. Gemmini's transposed conv uses input_dilation = stride by index math:
+    at stride 1 that is a plain conv with flipped, transposed weights (views, `direct`); at stride 2 we
+    materialize the zero insertion (`fwd_reuse`), as the lowering has no on-chip input dilation."""
+    if isa == "gemmini" and direction is Direction.bwd_data and p.stride == (1, 1):
         return "direct"
-    return "phase_split"
+    return VENDOR[isa][direction]
 
 
 def compile_accel(problem: ConvProblem, direction, target="gemmini", algorithm: str | None = None,
                   vendor: bool = False, tile: Tile | None = None, search: bool = True) -> AccelKernel:
+    """A kernel for `problem` / `direction` on `target` (a shipped name or a .toml path).
+
+    With no `algorithm` (and not `vendor`), every algorithm the backend lowers for the direction is
+    compiled and the one the timing-only simulator finds fastest is kept (provenance says which)."""
     if not isinstance(problem, ConvProblem):
         raise TypeError(f"problem must be a ConvProblem, got {type(problem).__name__}")
     direction = Direction.of(direction)
     t = load(target)
     t.check_dtypes(problem.dtypes)
-    if algorithm is None:
-        algorithm = VENDOR[t.isa][direction] if vendor else default_algorithm(problem, direction, t)
-    if algorithm not in ALGORITHMS[direction]:
+    if algorithm is not None and algorithm not in ALGORITHMS[direction]:
         raise ValueError(f"algorithm {algorithm!r} is not lowered for {direction} on accelerators; "
                          f"choose one of {ALGORITHMS[direction]}")
+    if vendor:
+        return _compile(problem, direction, t, algorithm or vendor_algorithm(problem, direction, t.isa), True,
+                        tile, search)
+    if algorithm is not None:
+        return _compile(problem, direction, t, algorithm, False, tile, search)
+    best, errors = None, []
+    for name in ALGORITHMS[direction]:
+        if name == "trim" or (name == "direct" and direction is Direction.bwd_weight):
+            continue  # phase_split trims and covers them
+        try:
+            kernel = _compile(problem, direction, t, name, False, tile, search)
+        except ValueError as err:
+            errors.append(f"{name}: {err}")
+            continue
+        if best is None or kernel.stats.cycles < best.stats.cycles:
+            best = kernel
+    if best is None:
+        raise ValueError(f"no algorithm lowers {problem} {direction} on {t.name}: {'; '.join(errors)}")
+    best.provenance = f"auto({best.algorithm}): {best.provenance}"
+    return best
+
+
+def _compile(problem: ConvProblem, direction: Direction, t, algorithm: str, vendor: bool, tile: Tile | None,
+             search: bool) -> AccelKernel:
     layouts = {"x": t.layouts["activation"], "w": t.layouts["weight"], "y": t.layouts["activation"]}
     plan = make_plan(problem, direction, algorithm, layouts=layouts)
     emitter = _emitter(t)

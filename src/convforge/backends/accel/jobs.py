@@ -60,12 +60,25 @@ def _gemm_jobs(stage: Gemm) -> list[CoreJob]:
     return jobs
 
 
+def downsampled(job: CoreJob) -> CoreJob:
+    """A strided 1x1 core reads only every stride-th pixel: make the stride part of the input view (a
+    strided DMA read, Gemmini's `downsample`) and run a stride-1 core on the p x q pixels it needs."""
+    g = job.geometry
+    if (g.r, g.s) != (1, 1) or g.stride == (1, 1):
+        return job
+    (sh, sw), (oh, ow) = g.stride, g.offset
+    one = CoreGeometry(g.n, g.c, g.k, g.p, g.q, 1, 1, g.p, g.q)
+    pick = IndexMap.build(one.x_shape, g.x_shape, lambda n, c, i, j: (n, c, i * sh - oh, j * sw - ow),
+                          f"downsample {g.stride}")
+    return CoreJob(one, Operand(job.x.buffer, job.x.view.then(pick)), job.w, job.y, job.trim)
+
+
 def normalize(plan: Plan) -> list:
-    """The plan's stages with every ConvCore / Gemm replaced by its CoreJobs."""
+    """The plan's stages with every ConvCore / Gemm replaced by its (downsampled) CoreJobs."""
     out: list = []
     for stage in plan.stages:
         if isinstance(stage, ConvCore):
-            out.extend(_group_views(stage))
+            out.extend(downsampled(j) for j in _group_views(stage))
         elif isinstance(stage, Gemm):
             out.extend(_gemm_jobs(stage))
         else:

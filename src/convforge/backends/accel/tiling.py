@@ -114,9 +114,10 @@ def candidates(g, emitter, limit: int = 10) -> list[Tile]:
         for order in ORDERS:
             t = Tile(b, p, q, k, c, r, s, order)
             if emitter.fits(g, t):
-                scored.append((estimate(g, t, dim), t))
-    scored.sort(key=lambda e: e[0])
-    return [t for _, t in scored[:limit]]
+                tiles = math.prod(math.ceil(getattr(g, {"b": "n"}.get(a, a)) / getattr(t, a)) for a in "bpqkrsc")
+                scored.append((estimate(g, t, dim), tiles, t))
+    scored.sort(key=lambda e: e[:2])
+    return [t for _, _, t in scored[:limit]]
 
 
 def traffic(g, t: Tile) -> int:
