@@ -64,7 +64,9 @@ def test_vendor_baselines(target, direction, p, seed):
 def test_searched_default(target, p, seed):
     for direction in DIRECTIONS:
         kernel = compile_and_check(p, direction, target, seed)
-        assert kernel.provenance in ("bound-derived", "vendor", "searched") or "+" in kernel.provenance
+        assert kernel.provenance.startswith(f"auto({kernel.algorithm}): ")
+        for how in kernel.provenance.split(": ", 1)[1].split("+"):
+            assert how in ("bound-derived", "vendor", "searched")
 
 
 def test_vta_refuses_int32_read_back():
