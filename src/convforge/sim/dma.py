@@ -66,10 +66,9 @@ class Box:
         for stride, period, extent in axes:
             if stride != expect:
                 break
-            run *= min(extent, period)
-            expect = stride * extent
-            if period < extent:
-                break
+            step = min(extent, period)  # a blocked axis is contiguous within one block
+            run *= step
+            expect = stride * step
         return max(1, -(-total // run)) * math.ceil(run * self.elem_bytes / request_bytes)
 
     # ---------------------------------------------------------------- function
