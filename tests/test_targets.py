@@ -105,3 +105,23 @@ def test_unknown_algorithm_and_target_type():
         compile_accel(p, "fwd", "gemmini", algorithm="winograd")
     with pytest.raises(TypeError, match="target must be"):
         compile_accel(p, "fwd", 42)
+
+
+def test_a_32x32_gemmini_from_a_copy(tmp_path):
+    """The docs/targets.md example: a bigger mesh and buffers compile and run exactly."""
+    import sys
+
+    text = SHIPPED.read_text().replace('name = "gemmini"', 'name = "gemmini32"')
+    text = re.sub(r"^m = 16\nk = 16\nn = 16\nmacs_per_cycle = 256", "m = 32\nk = 32\nn = 32\nmacs_per_cycle = 1024",
+                  text, flags=re.M)
+    text = text.replace("bytes = 262144\nunit_bytes = 16", "bytes = 524288\nunit_bytes = 32")
+    text = text.replace("bytes = 65536\nunit_bytes = 64", "bytes = 131072\nunit_bytes = 128")
+    path = tmp_path / "gemmini32.toml"
+    path.write_text(text)
+    assert load(path).intrinsic["n"] == 32
+    sys.path.insert(0, str(Path(__file__).parent))
+    from accel_helpers import check_kernel
+
+    p = ConvProblem(2, 40, 36, 7, 6, 3, 2, stride=(2, 1), padding=1, dtypes=("i8", "i8", "i32", "i32"))
+    for direction in ("fwd", "bwd_data", "bwd_weight"):
+        check_kernel(compile_accel(p, direction, str(path)), p, direction, "gemmini", 5)

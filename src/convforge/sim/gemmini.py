@@ -50,6 +50,7 @@ class LoopConvEx(Instruction):
     c: Region
     shape: TileShape
     accumulate: bool  # False on the first reduction step: overwrite the accumulator rows
+    dim: int = 16  # the mesh size (the target's intrinsic n)
     engine: str = "EX"
     opcode: str = "loop_conv_ex"
 
@@ -61,6 +62,8 @@ class LoopConvEx(Instruction):
 
     def _blocks(self, m: Machine):
         dim = m.target.intrinsic["n"]
+        if dim != self.dim:
+            raise m.fault(f"was built for a {self.dim}x{self.dim} mesh, the target has DIM={dim}")
         t = self.shape
         return dim, -(-t.tc // dim), -(-t.tk // dim)
 
@@ -100,7 +103,8 @@ class LoopConvEx(Instruction):
     def account(self, stats: Stats) -> None:
         stats.executed_macs += self.shape.macs
         t = self.shape
-        self.primitives = len(t.taps) * t.tb * t.tp * -(-t.tq // 16) * -(-t.tc // 16) * -(-t.tk // 16)
+        d = self.dim
+        self.primitives = len(t.taps) * t.tb * t.tp * -(-t.tq // d) * -(-t.tc // d) * -(-t.tk // d)
 
     def execute(self, m: Machine) -> None:
         dim, ncb, nkb = self._blocks(m)

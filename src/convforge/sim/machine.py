@@ -125,11 +125,12 @@ class Machine:
         self.tokens: dict[str, deque] = defaultdict(deque)
         self.dram_times: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # write end, read end
         self.cache: dict = {}  # functional helpers keyed by (tensor, view): gathered arrays, indices
-        self.current = ""
+        self.current: tuple[int, Instruction | None] = (0, None)
 
     # ------------------------------------------------------------------ faults
     def fault(self, message: str) -> SimError:
-        return SimError(f"{self.current}: {message}")
+        index, ins = self.current
+        return SimError(f"instruction #{index} {ins.text() if ins else ''}: {message}")
 
     def buffer(self, name: str) -> BufferState:
         if name not in self.buffers:
@@ -142,7 +143,7 @@ class Machine:
     # ------------------------------------------------------------------ running
     def run(self, program) -> Stats:
         for index, ins in enumerate(program):
-            self.current = f"instruction #{index} {ins.text()}"
+            self.current = (index, ins)
             self.step(ins)
         self.stats.cycles = max(self.free.values())
         for name, b in self.buffers.items():

@@ -19,6 +19,7 @@ from . import tiling
 from .jobs import CoreJob, normalize
 from .kernel import AccelKernel, elem_bytes, tensor_dtypes
 from .lower import Lowering, Tile
+from .vendor_plans import davinci_gemm_col2im
 
 ALGORITHMS = {
     Direction.fwd: ("direct", "trim", "im2col_gemm"),
@@ -95,7 +96,10 @@ def compile_accel(problem: ConvProblem, direction, target="gemmini", algorithm: 
 def _compile(problem: ConvProblem, direction: Direction, t, algorithm: str, vendor: bool, tile: Tile | None,
              search: bool) -> AccelKernel:
     layouts = {"x": t.layouts["activation"], "w": t.layouts["weight"], "y": t.layouts["activation"]}
-    plan = make_plan(problem, direction, algorithm, layouts=layouts)
+    if t.isa == "davinci" and algorithm == "gemm_col2im":
+        plan = davinci_gemm_col2im(problem, layouts)  # AKG's fractal column layout
+    else:
+        plan = make_plan(problem, direction, algorithm, layouts=layouts)
     emitter = _emitter(t)
     stages = normalize(plan)
     dtypes = tensor_dtypes(plan, stages, problem.dtypes[0], problem.dtypes[2])

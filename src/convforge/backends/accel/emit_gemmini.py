@@ -77,7 +77,7 @@ class GemminiEmitter:
         ncb, nkb = self._blocks(s)
         a = Region(x.buffer, x.start, ncb * s.tb * s.rows * s.cols)
         b = Region(w.buffer, w.start, nkb * s.tr * s.ts * s.tc)
-        return [LoopConvEx(a, b, self._c(y, s), s, accumulate)]
+        return [LoopConvEx(a, b, self._c(y, s), s, accumulate, self.dim)]
 
     def clear(self, region, s: TileShape):
         return [Fill("preload_zero", "EX", self._c(region, s), self.target.timing["zero_row_cycles"])]

@@ -177,8 +177,7 @@ class Lowering:
             self.program += self.e.fill(region)
             self.program += self.e.move_store(self.box(stage.dst, ident_dst, starts, sizes), region)
         src_ident = self._identity(m.out_shape)
-        row_axes = len(m.out_shape) - 1
-        for i, (starts, sizes) in enumerate(_chunks(m.out_shape, self.e.staging_elements, keep_rows=row_axes)):
+        for i, (starts, sizes) in enumerate(_chunks(m.out_shape, self.e.staging_elements, keep_rows=_leading(m))):
             n = math.prod(sizes)
             a, b = self.e.staging(i % 2, 0, n), self.e.staging(i % 2, 1, n)
             self.program += self.e.move_load(self.box(stage.src, src_ident, starts, sizes), a)
@@ -200,6 +199,26 @@ def _chunks(shape, max_elements: int, keep_rows: int = 0):
         for i in range(0, shape[k], step):
             n = min(step, shape[k] - i)
             yield lead + (i,) + (0,) * (len(shape) - k - 1), (1,) * k + (n,) + shape[k + 1:]
+
+
+def _leading(m) -> int:
+    """How many leading axes a scatter-add chunk must fix so that the rest map to distinct elements
+    (a chunk is then a read-add-write with no collisions)."""
+    for keep in range(len(m.out_shape)):
+        if math.prod(m.out_shape[keep:]) > (1 << 22):
+            continue  # too big to check; fix more axes
+        box = tuple(slice(0, 1) if a < keep else slice(0, e) for a, e in enumerate(m.out_shape))
+        grid = list(np.ogrid[box])
+        offset = np.broadcast_to(m.flat_offset().evaluate(grid), tuple(1 if a < keep else e
+                                                                        for a, e in enumerate(m.out_shape)))
+        valid = np.ones(offset.shape, dtype=bool)
+        for cond in m.conditions:
+            v = cond.expr.evaluate(grid)
+            valid &= (v >= cond.lo) & (v < cond.hi)
+        chosen = offset[valid]
+        if chosen.size == np.unique(chosen).size:
+            return keep
+    return len(m.out_shape) - 1
 
 
 def _density(view, sample: int = 1 << 14) -> float:
