@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", nargs="+", default=["convforge=default", "vendor=vendor"],
                         help="LABEL=SPEC columns of a suite table (see the command help)")
     parser.add_argument("--limit", type=int, help="only the first N layers of the suite")
+    parser.add_argument("--no-search", action="store_true",
+                        help="use the bound-derived tile instead of searching (faster on big layers)")
     parser.add_argument("--functional", action="store_true",
                         help="also run the arithmetic on random operands and check it against the reference")
     parser.add_argument("--listing", action="store_true", help="print the instruction program")
@@ -50,15 +52,15 @@ def _typed(p: ConvProblem, target) -> ConvProblem:
     return dataclasses.replace(p, dtypes=target.dtypes[0])
 
 
-def _options(spec: str) -> dict:
+def _options(spec: str, search: bool) -> dict:
     if spec == "default":
-        return {}
+        return {"search": search}
     if spec == "vendor":
         return {"vendor": True}
     algorithm, _, tiles = spec.partition("/")
     if tiles not in ("", "vendor"):
         raise ValueError(f"variant spec {spec!r}: expected ALGORITHM or ALGORITHM/vendor")
-    return {"algorithm": algorithm, "vendor": tiles == "vendor"}
+    return {"algorithm": algorithm, "vendor": tiles == "vendor", "search": search}
 
 
 def _measure(p: ConvProblem, direction: str, target, options: dict, functional: bool) -> dict:
@@ -103,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     if args.vendor and args.algorithm:
         raise ValueError("--vendor picks the vendor's algorithm; drop --algorithm or --vendor")
     p = _typed(ConvProblem.parse(args.descriptor), target)
-    options = {"vendor": args.vendor} | ({"algorithm": args.algorithm} if args.algorithm else {})
+    options = {"vendor": args.vendor, "search": not args.no_search} | (
+        {"algorithm": args.algorithm} if args.algorithm else {})
     row, kernel = _measure(p, args.direction, target, options, args.functional)
     if args.listing:
         print(kernel.source)
@@ -124,7 +127,7 @@ def _suite(args: argparse.Namespace, target) -> int:
         label, sep, spec = item.partition("=")
         if not sep:
             raise ValueError(f"variant {item!r} must be LABEL=SPEC")
-        variants.append((label, _options(spec)))
+        variants.append((label, _options(spec, not args.no_search)))
     layers = load_suite(args.suite, args.batch)[: args.limit]
     rows = []
     head = ["layer"] + [f"{label} cycles" for label, _ in variants] + [f"{label} DRAM MB" for label, _ in variants] \
