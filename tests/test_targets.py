@@ -40,9 +40,9 @@ def test_unknown_target_names_the_choices():
 
 def _edited(tmp_path: Path, old: str, new: str) -> Path:
     text = SHIPPED.read_text()
-    assert re.search(old, text, flags=re.M), old
+    assert re.search(old, text, flags=re.MULTILINE), old
     path = tmp_path / "mine.toml"
-    path.write_text(re.sub(old, new, text, count=1, flags=re.M))
+    path.write_text(re.sub(old, new, text, count=1, flags=re.MULTILINE))
     return path
 
 
@@ -113,7 +113,7 @@ def test_a_32x32_gemmini_from_a_copy(tmp_path):
 
     text = SHIPPED.read_text().replace('name = "gemmini"', 'name = "gemmini32"')
     text = re.sub(r"^m = 16\nk = 16\nn = 16\nmacs_per_cycle = 256", "m = 32\nk = 32\nn = 32\nmacs_per_cycle = 1024",
-                  text, flags=re.M)
+                  text, flags=re.MULTILINE)
     text = text.replace("bytes = 262144\nunit_bytes = 16", "bytes = 524288\nunit_bytes = 32")
     text = text.replace("bytes = 65536\nunit_bytes = 64", "bytes = 131072\nunit_bytes = 128")
     path = tmp_path / "gemmini32.toml"

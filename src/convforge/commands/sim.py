@@ -4,7 +4,8 @@ One problem:  convforge sim DESCRIPTOR --target gemmini --direction fwd [--algor
 A suite table: convforge sim --suite resnet50 --batch 1 --target gemmini --direction fwd \\
                    --variants convforge=default vendor=vendor
 A variant is LABEL=SPEC with SPEC `default` (ConvForge's choice), `vendor` (the vendor baseline),
-an algorithm name (ConvForge tiles) or ALGORITHM/vendor (that algorithm with the vendor's tiles).
+an algorithm name (ConvForge tiles), ALGORITHM/vendor (that algorithm with the vendor's tiles) or
+`vendor-algorithm` (the vendor's algorithm with ConvForge's tiles: isolates the tiling).
 The first variant is the baseline: each other variant gets a speedup column (baseline cycles / its
 cycles) and a geometric mean.
 """
@@ -20,13 +21,12 @@ import time
 
 import numpy as np
 
-from ..backends.accel import compile_accel
+from ..backends.accel import compile_accel, vendor_algorithm
 from ..backends.accel.suites import load as load_suite
 from ..problem import ConvProblem, Direction
 from ..targets import load as load_target
 
-DTYPES = {"gemmini": ("i8", "i8", "i32", "i32"), "vta": ("i8", "i8", "i32", "i32"),
-          "davinci": ("f16", "f16", "f32", "f32")}
+VENDOR_ALGORITHM = "@vendor-algorithm"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variants", nargs="+", default=["convforge=default", "vendor=vendor"],
                         help="LABEL=SPEC columns of a suite table (see the command help)")
     parser.add_argument("--limit", type=int, help="only the first N layers of the suite")
+    parser.add_argument("--skip", nargs="*", default=[], help="layer names of the suite to leave out")
+    parser.add_argument("--only", nargs="*", help="only these layer names of the suite")
     parser.add_argument("--no-search", action="store_true",
                         help="use the bound-derived tile instead of searching (faster on big layers)")
     parser.add_argument("--functional", action="store_true",
@@ -57,6 +59,8 @@ def _options(spec: str, search: bool) -> dict:
         return {"search": search}
     if spec == "vendor":
         return {"vendor": True}
+    if spec == "vendor-algorithm":
+        return {"algorithm": VENDOR_ALGORITHM, "search": search}
     algorithm, _, tiles = spec.partition("/")
     if tiles not in ("", "vendor"):
         raise ValueError(f"variant spec {spec!r}: expected ALGORITHM or ALGORITHM/vendor")
@@ -64,6 +68,8 @@ def _options(spec: str, search: bool) -> dict:
 
 
 def _measure(p: ConvProblem, direction: str, target, options: dict, functional: bool) -> dict:
+    if options.get("algorithm") == VENDOR_ALGORITHM:
+        options = options | {"algorithm": vendor_algorithm(p, Direction.of(direction), target.isa)}
     start = time.perf_counter()
     kernel = compile_accel(p, direction, target, **options)
     compiled = time.perf_counter()
@@ -128,7 +134,8 @@ def _suite(args: argparse.Namespace, target) -> int:
         if not sep:
             raise ValueError(f"variant {item!r} must be LABEL=SPEC")
         variants.append((label, _options(spec, not args.no_search)))
-    layers = load_suite(args.suite, args.batch)[: args.limit]
+    layers = [p for p in load_suite(args.suite, args.batch)
+              if p.name not in args.skip and (not args.only or p.name in args.only)][: args.limit]
     rows = []
     head = ["layer"] + [f"{label} cycles" for label, _ in variants] + [f"{label} DRAM MB" for label, _ in variants] \
         + [f"{label} util" for label, _ in variants] + [f"{label} speedup" for label, _ in variants[1:]]

@@ -35,7 +35,7 @@ def l0c_units(shape: TileShape) -> int:
 
 @dataclass
 class Load3d(Instruction):
-    """img2col: L1 tile (b, c1, row, col) x C0 -> L0A zZ matrix IM[m = (b, p, q)][k = (c1, tap, c0)]."""
+    """img2col: L1 tile (c1, b, row, col) x C0 -> L0A zZ matrix IM[m = (b, p, q)][k = (c1, tap, c0)]."""
 
     src: Region
     dst: Region
@@ -69,7 +69,7 @@ class Load3d(Instruction):
     def execute(self, m: Machine) -> None:
         s = self.shape
         ncb = -(-s.tc // F)
-        x = m.units(self.src).reshape(s.tb, ncb, s.rows, s.cols, F)
+        x = m.units(self.src).reshape(ncb, s.tb, s.rows, s.cols, F).transpose(1, 0, 2, 3, 4)
         (sh, sw), (dh, dw) = s.stride, s.dilation
         taps = [x[:, :, r * dh:r * dh + (s.tp - 1) * sh + 1:sh, q * dw:q * dw + (s.tq - 1) * sw + 1:sw, :]
                 for r, q in s.taps]

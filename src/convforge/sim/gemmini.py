@@ -68,7 +68,7 @@ class LoopConvEx(Instruction):
         return dim, -(-t.tc // dim), -(-t.tk // dim)
 
     def check(self, m: Machine) -> None:
-        dim, ncb, nkb = self._blocks(m)
+        _, ncb, nkb = self._blocks(m)
         t = self.shape
         bound = m.target.limits["loop_bound"]
         for name, value in (("batches", t.tb), ("out_rows", t.tp), ("out_cols", t.tq), ("out_channels", t.tk),

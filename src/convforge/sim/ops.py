@@ -8,8 +8,8 @@ a buffer region in the target's on-chip arrangement (`arrange` / `unarrange`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

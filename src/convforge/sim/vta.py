@@ -149,4 +149,4 @@ class Nop(Instruction):
         return 1.0
 
     def text(self) -> str:
-        return f"GEMM.nop"
+        return "GEMM.nop"

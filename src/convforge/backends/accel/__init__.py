@@ -23,7 +23,7 @@ from .vendor_plans import davinci_gemm_col2im
 
 ALGORITHMS = {
     Direction.fwd: ("direct", "trim", "im2col_gemm"),
-    Direction.bwd_data: ("phase_split", "fwd_reuse", "gemm_col2im"),
+    Direction.bwd_data: ("phase_split", "fwd_reuse", "gemm_col2im", "direct", "trim"),  # direct/trim: stride 1
     Direction.bwd_weight: ("phase_split", "direct", "trim", "fwd_reuse", "im2col_gemm"),
 }
 VENDOR = {  # what the vendor stacks do (reference/targets.md §1.6, §2.7, §3.7)
@@ -78,7 +78,7 @@ def compile_accel(problem: ConvProblem, direction, target="gemmini", algorithm: 
         return _compile(problem, direction, t, algorithm, False, tile, search)
     best, errors = None, []
     for name in ALGORITHMS[direction]:
-        if name == "trim" or (name == "direct" and direction is Direction.bwd_weight):
+        if name == "trim" or (name == "direct" and direction is not Direction.fwd):
             continue  # phase_split trims and covers them
         try:
             kernel = _compile(problem, direction, t, name, False, tile, search)
@@ -126,10 +126,14 @@ def _choose(job: CoreJob, emitter, target, vendor: bool, forced: Tile | None, se
     if vendor:
         return emitter.vendor_tile(g), "vendor"
     seeds = {"bound-derived": emitter.bound_tile(g)}
-    seeds["vendor"] = emitter.vendor_tile(g)
-    if not search:
-        return seeds["bound-derived"], "bound-derived"
+    try:
+        seeds["vendor"] = emitter.vendor_tile(g)
+    except ValueError:
+        pass  # the vendor's schedule has no tile for this core (e.g. VTA with a 56x56 "filter")
     pool = [(how, s) for how, s in seeds.items()] + [("searched", c) for c in tiling.candidates(g, emitter)]
+    if not search:  # rank by the analytic estimate only (no simulation)
+        how, cand = min(pool, key=lambda e: tiling.estimate(g, e[1], emitter.dim))
+        return cand, how
     results = []
     for how, cand in pool:
         low = Lowering(type(emitter)(target), eb)  # a fresh emitter: lowering state stays apart

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...sim.davinci import F, Load3d, Load2d, Mmad, Move, l0a_units, l0b_units, l0c_units
+from ...sim.davinci import F, Load2d, Load3d, Mmad, Move, l0a_units, l0b_units, l0c_units
 from ...sim.machine import Region
 from ...sim.ops import Add, Fill, Load, Store
 from ...sim.tile import TileShape
@@ -17,12 +17,12 @@ from .lower import Tile, halo
 
 
 def fmap_units(frame: np.ndarray) -> np.ndarray:
-    """[tb, tc, rows, cols] -> L1 units (b, c1, row, col) x C0 (NC1HWC0)."""
+    """[tb, tc, rows, cols] -> L1 units (c1, b, row, col) x C0 (NC1HWC0 slices, one per channel block)."""
     tb, tc, rows, cols = frame.shape
     ncb = -(-tc // F)
     padded = np.zeros((tb, ncb * F, rows, cols), dtype=np.float16)
     padded[:, :tc] = frame
-    return padded.reshape(tb, ncb, F, rows, cols).transpose(0, 1, 3, 4, 2).reshape(-1, F)
+    return padded.reshape(tb, ncb, F, rows, cols).transpose(1, 0, 3, 4, 2).reshape(-1, F)
 
 
 def fractal_z_units(frame: np.ndarray) -> np.ndarray:
@@ -59,20 +59,20 @@ class DavinciEmitter:
 
     # ------------------------------------------------------------------ footprints
     def units(self, g, t: Tile) -> dict[str, int]:
+        """L1 holds the whole tile; L0A/L0B/L0C one cube step: one 16-channel block, every tap."""
         rows, cols = halo(g, t.p, t.q, t.r, t.s)
         ncb, nkb = -(-t.c // F), -(-t.k // F)
-        shape = TileShape(t.b, t.p, t.q, t.k, t.c, t.r, t.s, g.stride, g.dilation,
-                          tuple((r, s) for r in range(t.r) for s in range(t.s)))
-        return {"x": t.b * ncb * rows * cols, "w": ncb * t.r * t.s * nkb * F, "L0A": l0a_units(shape),
-                "L0B": l0b_units(shape), "L0C": l0c_units(shape)}
+        step = TileShape(t.b, t.p, t.q, t.k, min(t.c, F), t.r, t.s, g.stride, g.dilation,
+                         tuple((r, s) for r in range(t.r) for s in range(t.s)))
+        return {"x": t.b * ncb * rows * cols, "w": ncb * t.r * t.s * nkb * F, "L0A": l0a_units(step),
+                "L0B": l0b_units(step), "L0C": l0c_units(step)}
 
     def fits(self, g, t: Tile) -> bool:
         u = self.units(g, t)
         mkn = self.target.limits["max_mad_mkn"]
-        ncb = -(-t.c // F)
         return (2 * (u["x"] + u["w"]) <= self.l1.depth and 2 * _aligned(u["L0A"]) <= self.l0a.depth
                 and 2 * _aligned(u["L0B"]) <= self.l0b.depth and 2 * _aligned(u["L0C"]) <= self.l0c.depth
-                and 2 * u["L0C"] <= self.ub.depth and t.b * t.p * t.q <= mkn and ncb * F * t.r * t.s <= mkn
+                and 2 * u["L0C"] <= self.ub.depth and t.b * t.p * t.q <= mkn and F * t.r * t.s <= mkn
                 and t.k <= mkn)
 
     def regions(self, g, t: Tile) -> dict[str, list[Region]]:
@@ -98,12 +98,18 @@ class DavinciEmitter:
         return [Load("copy_gm_to_cbuf", "MTE2", "gm_to_l1", Region("L1", region.start, n), box, fractal_z_units)]
 
     def compute(self, x, w, y, s: TileShape, accumulate: bool):
+        """One cube step per 16-channel block: img2col of that block's slice, its weight fractals, mmad."""
         ncb, nkb = -(-s.tc // F), -(-s.tk // F)
-        x_region = Region("L1", x.start, s.tb * ncb * s.rows * s.cols)
-        w_region = Region("L1", w.start, ncb * s.tr * s.ts * nkb * F)
-        a, b = self._next("L0A", l0a_units(s)), self._next("L0B", l0b_units(s))
+        x_block, w_block = s.tb * s.rows * s.cols, s.tr * s.ts * nkb * F
         c = Region("L0C", y.start, l0c_units(s))
-        return [Load3d(x_region, a, s), Load2d(w_region, b, s), Mmad(a, b, c, s, accumulate)]
+        program = []
+        for cb in range(ncb):
+            step = TileShape(s.tb, s.tp, s.tq, s.tk, min(F, s.tc - cb * F), s.tr, s.ts, s.stride, s.dilation, s.taps)
+            a, b = self._next("L0A", l0a_units(step)), self._next("L0B", l0b_units(step))
+            program += [Load3d(Region("L1", x.start + cb * x_block, x_block), a, step),
+                        Load2d(Region("L1", w.start + cb * w_block, w_block), b, step),
+                        Mmad(a, b, c, step, accumulate or cb > 0)]
+        return program
 
     def clear(self, region, s: TileShape):
         return [Fill("mmad.init", "M", Region("L0C", region.start, l0c_units(s)), 1.0 / F)]

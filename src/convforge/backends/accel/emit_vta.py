@@ -204,7 +204,8 @@ class VtaEmitter:
                 if t.r == g.r and t.s == g.s and t.order == "bpqk" and (t.p > 2 or t.p == g.p)
                 and (t.q > 2 or t.q == g.q)]
         if not pool:
-            raise ValueError(f"no VTA tile with the full filter fits core {g}")
+            raise ValueError(f"no VTA tile keeps the whole {g.r}x{g.s} filter on chip as TVM's schedule does "
+                             f"(VTA has no backward-weight operator); core {g}")
         return min(pool, key=lambda t: (traffic(g, t), -t.p * t.q))
 
     def bound_tile(self, g) -> Tile:

@@ -17,7 +17,6 @@ import numpy as np
 
 from ...plan.stages import ScatterAdd, Transform, ZeroFill
 from ...sim.dma import Box, view_strides
-from ...sim.machine import Region
 from ...sim.tile import TileShape
 from .jobs import CoreJob
 
@@ -130,7 +129,7 @@ class Lowering:
 
         def meets(o0, n_out, t, stride, dil, off, size):
             lo, hi = o0 * stride + t * dil - off, (o0 + n_out - 1) * stride + t * dil - off
-            first = lo if lo >= 0 else lo + -(-(-lo) // stride) * stride
+            first = lo if lo >= 0 else lo + ((stride - 1 - lo) // stride) * stride  # first index >= 0
             return first <= hi and first < size
 
         rows = [i for i in range(tr) if meets(p0, tp, r0 + i, g.stride[0], g.dilation[0], g.offset[0], g.h)]
@@ -203,20 +202,15 @@ def _chunks(shape, max_elements: int, keep_rows: int = 0):
 
 def _leading(m) -> int:
     """How many leading axes a scatter-add chunk must fix so that the rest map to distinct elements
-    (a chunk is then a read-add-write with no collisions)."""
+    (a chunk is then a read-add-write with no collisions). Checked on the raw coordinates, padding
+    included, which can only over-report collisions."""
     for keep in range(len(m.out_shape)):
         if math.prod(m.out_shape[keep:]) > (1 << 22):
             continue  # too big to check; fix more axes
-        box = tuple(slice(0, 1) if a < keep else slice(0, e) for a, e in enumerate(m.out_shape))
-        grid = list(np.ogrid[box])
-        offset = np.broadcast_to(m.flat_offset().evaluate(grid), tuple(1 if a < keep else e
-                                                                        for a, e in enumerate(m.out_shape)))
-        valid = np.ones(offset.shape, dtype=bool)
-        for cond in m.conditions:
-            v = cond.expr.evaluate(grid)
-            valid &= (v >= cond.lo) & (v < cond.hi)
-        chosen = offset[valid]
-        if chosen.size == np.unique(chosen).size:
+        grid = list(np.ogrid[tuple(slice(0, 1) if a < keep else slice(0, e) for a, e in enumerate(m.out_shape))])
+        offset = np.asarray(m.flat_offset().evaluate(grid))
+        offset = np.broadcast_to(offset, tuple(1 if a < keep else e for a, e in enumerate(m.out_shape))).ravel()
+        if offset.size == np.unique(offset).size:
             return keep
     return len(m.out_shape) - 1
 

@@ -89,7 +89,9 @@ def _shrink(g, emitter, t: Tile) -> Tile:
         axis = max(("p", "c", "k", "q", "b", "r", "s"), key=lambda a: sizes[a] if sizes[a] > 1 else -1)
         if sizes[axis] <= 1:
             raise ValueError(f"no tile fits the buffers of target {emitter.target.name} for core {g}")
-        sizes[axis] = max(1, sizes[axis] // 2)
+        half = max(1, sizes[axis] // 2)
+        dim = getattr(emitter, "dim", 16)
+        sizes[axis] = half // dim * dim if axis in ("c", "k") and half > dim else half
         t = Tile(**sizes)
     return t
 
