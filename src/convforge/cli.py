@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("plan", "check", "bench")
+COMMANDS = ("plan", "check", "bench", "sim")
 
 
 def parser() -> argparse.ArgumentParser:

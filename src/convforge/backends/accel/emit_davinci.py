@@ -1,0 +1,152 @@
+"""DaVinci emitter: feature-map and weight tiles in L1 halves (NC1HWC0, FRACTAL_Z), the img2col
+matrix in an L0A half (load3d), weight fractals in an L0B half (load2d), results in an L0C half,
+moved to UB and written to GM. Data-movement stages (im2col in software, zero insertion, col2im)
+run through UB on MTE2 / V / MTE3.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...sim.davinci import F, Load2d, Load3d, Mmad, Move, l0a_units, l0b_units, l0c_units
+from ...sim.machine import Region
+from ...sim.ops import Add, Fill, Load, Store
+from ...sim.tile import TileShape
+from .emit_gemmini import flat_units, unflat
+from .lower import Tile, halo
+
+
+def fmap_units(frame: np.ndarray) -> np.ndarray:
+    """[tb, tc, rows, cols] -> L1 units (c1, b, row, col) x C0 (NC1HWC0 slices, one per channel block)."""
+    tb, tc, rows, cols = frame.shape
+    ncb = -(-tc // F)
+    padded = np.zeros((tb, ncb * F, rows, cols), dtype=np.float16)
+    padded[:, :tc] = frame
+    return padded.reshape(tb, ncb, F, rows, cols).transpose(1, 0, 3, 4, 2).reshape(-1, F)
+
+
+def fractal_z_units(frame: np.ndarray) -> np.ndarray:
+    """[tk, tc, tr, ts] -> L1 units ((c1, r, s), n, ) x C0: FRACTAL_Z [(c1*R + r)*S + s][n1][n0][c0]."""
+    tk, tc, tr, ts = frame.shape
+    ncb, nkb = -(-tc // F), -(-tk // F)
+    padded = np.zeros((nkb * F, ncb * F, tr, ts), dtype=np.float16)
+    padded[:tk, :tc] = frame
+    return padded.reshape(nkb * F, ncb, F, tr, ts).transpose(1, 3, 4, 0, 2).reshape(-1, F)
+
+
+def out_frame(units: np.ndarray, s: TileShape) -> np.ndarray:
+    """zN rows (n1, m1*16) x n0 -> output frame [tb, tk, tp, tq] (per image this is NC1HWC0)."""
+    nkb, mm = -(-s.tk // F), s.tb * s.tp * s.tq
+    rows = units.reshape(nkb, -1, F)[:, :mm]  # [n1, m, n0]
+    return rows.reshape(nkb, s.tb, s.tp, s.tq, F).transpose(1, 0, 4, 2, 3).reshape(s.tb, nkb * F, s.tp, s.tq)[:, :s.tk]
+
+
+def _aligned(units: int) -> int:
+    return -(-units // F) * F
+
+
+class DavinciEmitter:
+    dim = F
+
+    def __init__(self, target):
+        self.target = target
+        b = target.buffers
+        self.l1, self.l0a, self.l0b, self.l0c, self.ub = b["L1"], b["L0A"], b["L0B"], b["L0C"], b["UB"]
+        self.quarter = self.ub.depth // 4
+        self.staging_elements = self.quarter * F
+        self._half = {"L0A": 1, "L0B": 1, "UB": 1}
+        self.out_engine = target.path("l0c_to_ub").engine
+
+    # ------------------------------------------------------------------ footprints
+    def units(self, g, t: Tile) -> dict[str, int]:
+        """L1 holds the whole tile; L0A/L0B/L0C one cube step: one 16-channel block, every tap."""
+        rows, cols = halo(g, t.p, t.q, t.r, t.s)
+        ncb, nkb = -(-t.c // F), -(-t.k // F)
+        step = TileShape(t.b, t.p, t.q, t.k, min(t.c, F), t.r, t.s, g.stride, g.dilation,
+                         tuple((r, s) for r in range(t.r) for s in range(t.s)))
+        return {"x": t.b * ncb * rows * cols, "w": ncb * t.r * t.s * nkb * F, "L0A": l0a_units(step),
+                "L0B": l0b_units(step), "L0C": l0c_units(step)}
+
+    def fits(self, g, t: Tile) -> bool:
+        u = self.units(g, t)
+        mkn = self.target.limits["max_mad_mkn"]
+        return (2 * (u["x"] + u["w"]) <= self.l1.depth and 2 * _aligned(u["L0A"]) <= self.l0a.depth
+                and 2 * _aligned(u["L0B"]) <= self.l0b.depth and 2 * _aligned(u["L0C"]) <= self.l0c.depth
+                and 2 * u["L0C"] <= self.ub.depth and t.b * t.p * t.q <= mkn and F * t.r * t.s <= mkn
+                and t.k <= mkn)
+
+    def regions(self, g, t: Tile) -> dict[str, list[Region]]:
+        u = self.units(g, t)
+        x, w, c = u["x"], u["w"], _aligned(u["L0C"])
+        return {"x": [Region("L1", 0, x), Region("L1", x, x)],
+                "w": [Region("L1", 2 * x, w), Region("L1", 2 * x + w, w)],
+                "y": [Region("L0C", 0, c), Region("L0C", c, c)]}
+
+    def _next(self, buffer: str, units: int) -> Region:
+        """Alternate halves of an L0 buffer / UB (double buffering)."""
+        self._half[buffer] ^= 1
+        depth = self.target.buffers[buffer].depth
+        return Region(buffer, self._half[buffer] * (depth // 2), units)
+
+    # ------------------------------------------------------------------ cores
+    def load_x(self, box, region, s: TileShape):
+        n = s.tb * -(-s.tc // F) * s.rows * s.cols
+        return [Load("copy_gm_to_cbuf", "MTE2", "gm_to_l1", Region("L1", region.start, n), box, fmap_units)]
+
+    def load_w(self, box, region, s: TileShape):
+        n = -(-s.tc // F) * s.tr * s.ts * -(-s.tk // F) * F
+        return [Load("copy_gm_to_cbuf", "MTE2", "gm_to_l1", Region("L1", region.start, n), box, fractal_z_units)]
+
+    def compute(self, x, w, y, s: TileShape, accumulate: bool):
+        """One cube step per 16-channel block: img2col of that block's slice, its weight fractals, mmad."""
+        ncb, nkb = -(-s.tc // F), -(-s.tk // F)
+        x_block, w_block = s.tb * s.rows * s.cols, s.tr * s.ts * nkb * F
+        c = Region("L0C", y.start, l0c_units(s))
+        program = []
+        for cb in range(ncb):
+            step = TileShape(s.tb, s.tp, s.tq, s.tk, min(F, s.tc - cb * F), s.tr, s.ts, s.stride, s.dilation, s.taps)
+            a, b = self._next("L0A", l0a_units(step)), self._next("L0B", l0b_units(step))
+            program += [Load3d(Region("L1", x.start + cb * x_block, x_block), a, step),
+                        Load2d(Region("L1", w.start + cb * w_block, w_block), b, step),
+                        Mmad(a, b, c, step, accumulate or cb > 0)]
+        return program
+
+    def clear(self, region, s: TileShape):
+        return [Fill("mmad.init", "M", Region("L0C", region.start, l0c_units(s)), 1.0 / F)]
+
+    def store(self, box, region, s: TileShape):
+        c = Region("L0C", region.start, l0c_units(s))
+        ub = self._next("UB", c.count)
+        return [Move("l0c_to_ub", c, ub, self.l0c.unit_bytes, self.out_engine, "copy_matrix_cc_to_ubuf"),
+                Store("copy_ubuf_to_gm", "MTE3", "ub_to_gm", ub, box, lambda u: out_frame(u, s))]
+
+    # ------------------------------------------------------------------ data movement
+    def staging(self, half: int, slot: int, elements: int) -> Region:
+        return Region("UB", (2 * half + slot) * self.quarter, -(-elements // F))
+
+    def move_load(self, box, region):
+        return [Load("copy_gm_to_ubuf", "MTE2", "gm_to_ub", region, box, lambda f: flat_units(f, F))]
+
+    def move_store(self, box, region):
+        return [Store("copy_ubuf_to_gm", "MTE3", "ub_to_gm", region, box, lambda u: unflat(u, box.sizes))]
+
+    def fill(self, region):
+        t = self.target.timing
+        return [Fill("vector_dup", "V", region, self.ub.unit_bytes / t["vector_bytes_per_cycle"])]
+
+    def add(self, dst, src):
+        t = self.target.timing
+        return [Add("vadd", "V", dst, src, t["vector_bytes_per_cycle"] / 4, t["vector_fixed_cycles"])]
+
+    # ------------------------------------------------------------------ tile seeds
+    def vendor_tile(self, g) -> Tile:
+        """AKG's default when a shape is not in its table: 16-wide cuts of M, K, N (one fractal per step)."""
+        from .tiling import _shrink
+
+        rows = max(1, min(g.p, -(-F // g.q)))
+        return _shrink(g, self, Tile(1, rows, g.q, F, F, g.r, g.s, "bpqk"))
+
+    def bound_tile(self, g) -> Tile:
+        from .tiling import bound_tile
+
+        return bound_tile(g, self, self.l1.depth // 2 * F, self.l0c.depth // 2 * F)

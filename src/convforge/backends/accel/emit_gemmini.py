@@ -1,0 +1,117 @@
+"""Gemmini emitter: where tiles live in the scratchpad / accumulator and which instructions move them.
+
+Scratchpad: [A0 | A1 | B0 | B1] (input and weight tiles, double-buffered); accumulator: [C0 | C1].
+Data-movement stages stage through the accumulator (int32 rows; mvin widens int8).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...sim.gemmini import LoopConvEx, a_units, b_units, c_frame
+from ...sim.machine import Region
+from ...sim.ops import Add, Fill, Load, Store
+from ...sim.tile import TileShape
+from .lower import Tile, halo
+
+
+def flat_units(frame: np.ndarray, lanes: int) -> np.ndarray:
+    """A dense chunk packed row after row (the staging layout of data-movement stages)."""
+    flat = frame.ravel()
+    out = np.zeros(-(-flat.size // lanes) * lanes, dtype=frame.dtype)
+    out[:flat.size] = flat
+    return out.reshape(-1, lanes)
+
+
+def unflat(units: np.ndarray, sizes) -> np.ndarray:
+    return units.ravel()[:math.prod(sizes)].reshape(sizes)
+
+
+class GemminiEmitter:
+    def __init__(self, target):
+        self.target = target
+        self.dim = target.intrinsic["n"]
+        self.spad, self.acc = target.buffers["spad"], target.buffers["acc"]
+        self.quarter = self.acc.depth // 4
+        self.staging_elements = self.quarter * self.acc.lanes
+
+    # ------------------------------------------------------------------ footprints
+    def units(self, g, t: Tile) -> dict[str, int]:
+        rows, cols = halo(g, t.p, t.q, t.r, t.s)
+        ncb, nkb = -(-t.c // self.dim), -(-t.k // self.dim)
+        return {"x": ncb * t.b * rows * cols, "w": nkb * t.r * t.s * t.c, "y": nkb * t.b * t.p * t.q}
+
+    def fits(self, g, t: Tile) -> bool:
+        u = self.units(g, t)
+        return 2 * (u["x"] + u["w"]) <= self.spad.depth and 2 * u["y"] <= self.acc.depth
+
+    def regions(self, g, t: Tile) -> dict[str, list[Region]]:
+        u = self.units(g, t)
+        a, b, c = u["x"], u["w"], u["y"]
+        return {"x": [Region("spad", 0, a), Region("spad", a, a)],
+                "w": [Region("spad", 2 * a, b), Region("spad", 2 * a + b, b)],
+                "y": [Region("acc", 0, c), Region("acc", c, c)]}
+
+    # ------------------------------------------------------------------ cores
+    def _blocks(self, s: TileShape) -> tuple[int, int]:
+        return -(-s.tc // self.dim), -(-s.tk // self.dim)
+
+    def load_x(self, box, region, s: TileShape):
+        ncb, _ = self._blocks(s)
+        n = ncb * s.tb * s.rows * s.cols
+        return [Load("mvin", "LD", "dram_to_spad", Region(region.buffer, region.start, n), box,
+                     lambda f: a_units(f, self.dim), primitives=-(-n // self.dim))]
+
+    def load_w(self, box, region, s: TileShape):
+        _, nkb = self._blocks(s)
+        n = nkb * s.tr * s.ts * s.tc
+        return [Load("mvin", "LD", "dram_to_spad", Region(region.buffer, region.start, n), box,
+                     lambda f: b_units(f, self.dim), primitives=-(-n // self.dim))]
+
+    def _c(self, region, s: TileShape) -> Region:
+        return Region(region.buffer, region.start, -(-s.tk // self.dim) * s.tb * s.tp * s.tq)
+
+    def compute(self, x, w, y, s: TileShape, accumulate: bool):
+        ncb, nkb = self._blocks(s)
+        a = Region(x.buffer, x.start, ncb * s.tb * s.rows * s.cols)
+        b = Region(w.buffer, w.start, nkb * s.tr * s.ts * s.tc)
+        return [LoopConvEx(a, b, self._c(y, s), s, accumulate, self.dim)]
+
+    def clear(self, region, s: TileShape):
+        return [Fill("preload_zero", "EX", self._c(region, s), self.target.timing["zero_row_cycles"])]
+
+    def store(self, box, region, s: TileShape):
+        c = self._c(region, s)
+        return [Store("mvout", "ST", "acc_to_dram", c, box,
+                      lambda u: c_frame(u, self.dim, s.tb, s.tk, s.tp, s.tq), primitives=-(-c.count // self.dim))]
+
+    # ------------------------------------------------------------------ data movement
+    def staging(self, half: int, slot: int, elements: int) -> Region:
+        return Region("acc", (2 * half + slot) * self.quarter, -(-elements // self.acc.lanes))
+
+    def move_load(self, box, region):
+        return [Load("mvin", "LD", "dram_to_acc", region, box, lambda f: flat_units(f, self.acc.lanes),
+                     primitives=-(-region.count // self.dim))]
+
+    def move_store(self, box, region):
+        return [Store("mvout", "ST", "acc_to_dram", region, box, lambda u: unflat(u, box.sizes),
+                      primitives=-(-region.count // self.dim))]
+
+    def fill(self, region):
+        return [Fill("mvin_zero", "LD", region, self.target.timing["zero_row_cycles"])]
+
+    def add(self, dst, src):
+        return [Add("mvin_accumulate", "LD", dst, src, self.target.timing["add_lanes_per_cycle"])]
+
+    # ------------------------------------------------------------------ tile seeds
+    def vendor_tile(self, g) -> Tile:
+        from .tiling import tiled_conv_auto
+
+        return tiled_conv_auto(g, self)
+
+    def bound_tile(self, g) -> Tile:
+        from .tiling import bound_tile
+
+        return bound_tile(g, self, self.spad.depth // 2 * self.dim, self.acc.depth // 2 * self.dim)

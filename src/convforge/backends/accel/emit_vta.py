@@ -1,0 +1,215 @@
+"""VTA emitter: tiles in inp / wgt / acc halves, GEMM micro-op loops for the conv taps, int32 results
+stored as four byte planes (VTA stores only the low 8 bits of acc: ALU SHR 8 between the stores).
+
+GEMM per (input-channel block cb, filter row r, run of filter columns): iter_out walks the tile's
+output rows, iter_in the filter columns, and the micro-ops enumerate (b, kb, q) so consecutive
+micro-ops write different acc entries.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...layouts import IndexMap
+from ...sim.dma import Box
+from ...sim.machine import Region
+from ...sim.ops import Fill, Load, Store
+from ...sim.tile import TileShape
+from ...sim.vta import Alu, Gemm, pack_uops
+from .emit_gemmini import flat_units, unflat
+from .lower import Tile, halo
+from .tokens import insert_tokens
+
+BLOCK = 16
+
+
+def inp_units(frame: np.ndarray) -> np.ndarray:
+    """[tb, tc, rows, cols] -> entries (b, cb, row, col) x 16 channels (NCHW1n16c)."""
+    tb, tc, rows, cols = frame.shape
+    ncb = -(-tc // BLOCK)
+    padded = np.zeros((tb, ncb * BLOCK, rows, cols), dtype=frame.dtype)
+    padded[:, :tc] = frame
+    return padded.reshape(tb, ncb, BLOCK, rows, cols).transpose(0, 1, 3, 4, 2).reshape(-1, BLOCK)
+
+
+def acc_frame(units: np.ndarray, tb: int, tk: int, tp: int, tq: int) -> np.ndarray:
+    """acc entries (b, kb, p, q) x 16 -> output frame [tb, tk, tp, tq]."""
+    nkb = -(-tk // BLOCK)
+    return units.reshape(tb, nkb, tp, tq, BLOCK).transpose(0, 1, 4, 2, 3).reshape(tb, nkb * BLOCK, tp, tq)[:, :tk]
+
+
+def wgt_units(frame: np.ndarray) -> np.ndarray:
+    """[tk, tc, tr, ts] -> entries (kb, cb, r, s) x 16x16 [out][in] (OIHW16o16i)."""
+    tk, tc, tr, ts = frame.shape
+    nkb, ncb = -(-tk // BLOCK), -(-tc // BLOCK)
+    padded = np.zeros((nkb * BLOCK, ncb * BLOCK, tr, ts), dtype=frame.dtype)
+    padded[:tk, :tc] = frame
+    return padded.reshape(nkb, BLOCK, ncb, BLOCK, tr, ts).transpose(0, 2, 4, 5, 1, 3).reshape(-1, BLOCK * BLOCK)
+
+
+class VtaEmitter:
+    dim = BLOCK
+
+    def __init__(self, target):
+        self.target = target
+        b = target.buffers
+        self.inp, self.wgt, self.acc, self.uop = b["inp"], b["wgt"], b["acc"], b["uop"]
+        self.quarter = self.acc.depth // 4
+        self.staging_elements = self.quarter * BLOCK
+        self.constants: dict[str, np.ndarray] = {}
+        self._uop_tables: dict[tuple, str] = {}
+        self._uop_resident = [None, None]
+        self._uop_half = 1
+
+    # ------------------------------------------------------------------ footprints
+    def units(self, g, t: Tile) -> dict[str, int]:
+        rows, cols = halo(g, t.p, t.q, t.r, t.s)
+        ncb, nkb = -(-t.c // BLOCK), -(-t.k // BLOCK)
+        return {"x": t.b * ncb * rows * cols, "w": nkb * ncb * t.r * t.s, "y": t.b * nkb * t.p * t.q,
+                "uop": ncb * t.r * t.s * t.b * nkb * t.q, "cols": cols}
+
+    def fits(self, g, t: Tile) -> bool:
+        u = self.units(g, t)
+        lim = self.target.limits
+        return (2 * u["x"] <= self.inp.depth and 2 * u["w"] <= self.wgt.depth and 2 * u["y"] <= self.acc.depth
+                and 2 * u["uop"] <= self.uop.depth and g.stride[0] * u["cols"] < (1 << lim["src_factor_bits"])
+                and t.q < (1 << lim["dst_factor_bits"]))
+
+    def check_core(self, g) -> None:
+        """LOAD pads at most max_pad rows / columns on each side."""
+        pad = self.target.limits["max_pad"]
+        over = (g.offset[0], g.offset[1], (g.p - 1) * g.stride[0] + (g.r - 1) * g.dilation[0] - g.offset[0] - g.h + 1,
+                (g.q - 1) * g.stride[1] + (g.s - 1) * g.dilation[1] - g.offset[1] - g.w + 1)
+        if max(over) > pad:
+            raise ValueError(f"VTA LOAD pads at most limits.max_pad={pad} rows/columns per side; this core "
+                             f"needs {max(over)} (use an algorithm that materializes the padding)")
+
+    def regions(self, g, t: Tile) -> dict[str, list[Region]]:
+        u = self.units(g, t)
+        return {"x": [Region("inp", 0, u["x"]), Region("inp", u["x"], u["x"])],
+                "w": [Region("wgt", 0, u["w"]), Region("wgt", u["w"], u["w"])],
+                "y": [Region("acc", 0, u["y"]), Region("acc", u["y"], u["y"])]}
+
+    # ------------------------------------------------------------------ cores
+    def load_x(self, box, region, s: TileShape):
+        n = s.tb * -(-s.tc // BLOCK) * s.rows * s.cols
+        return [Load("LOAD.inp", "LOAD", "dram_to_inp", Region("inp", region.start, n), box, inp_units,
+                     primitives=s.tb * -(-s.tc // BLOCK))]
+
+    def load_w(self, box, region, s: TileShape):
+        n = -(-s.tk // BLOCK) * -(-s.tc // BLOCK) * s.tr * s.ts
+        return [Load("LOAD.wgt", "LOAD", "dram_to_wgt", Region("wgt", region.start, n), box, wgt_units,
+                     primitives=-(-s.tk // BLOCK) * -(-s.tc // BLOCK))]
+
+    def _y(self, region, s: TileShape) -> Region:
+        return Region("acc", region.start, s.tb * -(-s.tk // BLOCK) * s.tp * s.tq)
+
+    def compute(self, x, w, y, s: TileShape, accumulate: bool):
+        ncb, nkb = -(-s.tc // BLOCK), -(-s.tk // BLOCK)
+        out = [] if accumulate else [Fill("GEMM.reset", "COMPUTE", self._y(y, s), self.target.timing["gemm_ii"])]
+        rows_of = sorted({r for r, _ in s.taps})
+        groups = []  # (cb, r, s0, ns)
+        for r in rows_of:
+            cols = sorted(c for rr, c in s.taps if rr == r)
+            runs = [[cols[0], 1]]
+            for c in cols[1:]:
+                if c == runs[-1][0] + runs[-1][1]:
+                    runs[-1][1] += 1
+                else:
+                    runs.append([c, 1])
+            groups += [(cb, r, s0, ns) for cb in range(ncb) for s0, ns in runs]
+        (sh, sw), (dh, dw) = s.stride, s.dilation
+        b, kb, q = np.meshgrid(np.arange(s.tb), np.arange(nkb), np.arange(s.tq), indexing="ij")
+        b, kb, q = b.ravel(), kb.ravel(), q.ravel()
+        words, spans = [], []
+        for cb, r, s0, ns in groups:
+            dst = y.start + (b * nkb + kb) * s.tp * s.tq + q
+            src = x.start + (b * ncb + cb) * s.rows * s.cols + r * dh * s.cols + s0 * dw + q * sw
+            wgt = w.start + ((kb * ncb + cb) * s.tr + r) * s.ts + s0
+            words.append(pack_uops(dst, src, wgt))
+            spans.append(len(b))
+        table = np.concatenate(words)
+        out += self._uops(table)
+        base, pos = self._uop_half * (self.uop.depth // 2), 0
+        x_region = Region("inp", x.start, s.tb * ncb * s.rows * s.cols)
+        w_region = Region("wgt", w.start, nkb * ncb * s.tr * s.ts)
+        for (cb, r, s0, ns), n in zip(groups, spans):
+            chans = min(BLOCK, s.tc - cb * BLOCK)
+            out.append(Gemm(base + pos, base + pos + n, s.tp, ns, (s.tq, 0), (sh * s.cols, dw), (0, 1),
+                            self._y(y, s), x_region, w_region, s.tb * s.tp * s.tq * s.tk * chans * ns))
+            pos += n
+        return out
+
+    def _uops(self, table: np.ndarray):
+        """Load a micro-op table into a uop half unless it is resident there."""
+        key = table.tobytes()
+        if key in self._uop_resident:
+            self._uop_half = self._uop_resident.index(key)
+            return []
+        self._uop_half ^= 1
+        self._uop_resident[self._uop_half] = key
+        name = self._uop_tables.setdefault(key, f"uops{len(self._uop_tables)}")
+        self.constants[name] = table
+        view = IndexMap.identity(table.shape, name)
+        box = Box(name, view, (0,), table.shape, 4, ((1, table.size),))
+        region = Region("uop", self._uop_half * (self.uop.depth // 2), table.size)
+        return [Load("LOAD.uop", "COMPUTE", "dram_to_uop", region, box, lambda f: f.reshape(-1, 1))]
+
+    def clear(self, region, s: TileShape):
+        return [Fill("GEMM.reset", "COMPUTE", self._y(region, s), self.target.timing["gemm_ii"])]
+
+    def store(self, box, region, s: TileShape):
+        acc = self._y(region, s)
+        return self._planes(box, acc, lambda u: acc_frame(u, s.tb, s.tk, s.tp, s.tq))
+
+    def _planes(self, box: Box, acc: Region, unarrange):
+        """Store acc through the out buffer: one byte plane for int8 tensors, four for int32."""
+        out = Region("out", acc.start, acc.count)
+        if box.elem_bytes == 1:
+            return [Alu(acc, out, 0), Store("STORE", "STORE", "out_to_dram", out, box, unarrange)]
+        program = []
+        for j in range(box.elem_bytes):
+            plane = Box(f"{box.tensor}@{j}", box.view, box.starts, box.sizes, 1, box.strides, box.density)
+            program += [Alu(acc, out, 8 if j else 0), Store("STORE", "STORE", "out_to_dram", out, plane, unarrange)]
+        return program
+
+    # ------------------------------------------------------------------ data movement
+    def staging(self, half: int, slot: int, elements: int) -> Region:
+        return Region("acc", (2 * half + slot) * self.quarter, -(-elements // BLOCK))
+
+    def move_load(self, box, region):
+        if box.elem_bytes != 1:
+            raise ValueError(f"VTA cannot read back the int32 tensor {box.tensor!r} (it stores only byte "
+                             f"planes); choose an algorithm without int32 transforms (phase_split, direct)")
+        return [Load("LOAD.acc8", "COMPUTE", "dram_to_acc", region, box, lambda f: flat_units(f, BLOCK))]
+
+    def move_store(self, box, region):
+        return self._planes(box, region, lambda u: unflat(u, box.sizes))
+
+    def fill(self, region):
+        return [Fill("GEMM.reset", "COMPUTE", region, self.target.timing["gemm_ii"])]
+
+    def add(self, dst, src):
+        raise ValueError("col2im (gemm_col2im) is not lowered on VTA: it needs int32 read-back; use phase_split")
+
+    # ------------------------------------------------------------------ program
+    def finish(self, program: list) -> list:
+        return insert_tokens(program)
+
+    def vendor_tile(self, g) -> Tile:
+        """TVM's heuristic: fitting tiles with h, w factors > 2 and the full filter, minimum DRAM bytes."""
+        from .tiling import candidates, traffic
+
+        pool = [t for t in candidates(g, self, limit=10 ** 6)
+                if t.r == g.r and t.s == g.s and t.order == "bpqk" and (t.p > 2 or t.p == g.p)
+                and (t.q > 2 or t.q == g.q)]
+        if not pool:
+            raise ValueError(f"no VTA tile keeps the whole {g.r}x{g.s} filter on chip as TVM's schedule does "
+                             f"(VTA has no backward-weight operator); core {g}")
+        return min(pool, key=lambda t: (traffic(g, t), -t.p * t.q))
+
+    def bound_tile(self, g) -> Tile:
+        from .tiling import bound_tile
+
+        return bound_tile(g, self, self.inp.depth // 2 * BLOCK, self.acc.depth // 2 * BLOCK)
+

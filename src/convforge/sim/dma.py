@@ -1,0 +1,129 @@
+"""DRAM access patterns of DMA instructions: a box of a tensor seen through an index map.
+
+A `Box` is what one load or store moves: the logical box [starts, starts+sizes) of an operand whose
+elements live in a DRAM tensor at `view.coords(i)` (the plan's composed conversions). Out-of-range
+parts of the box are zeros generated on chip (padding) and cost no DRAM traffic. The cost side uses
+only the view's per-axis strides (IndexMap.strides): the DMA moves maximal contiguous runs, split
+into bus requests; a view whose innermost axis is not contiguous costs one request per element.
+The functional side gathers (or scatters) the elements with NumPy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..layouts import IndexMap
+
+
+def _index(m, tensor: str, view: IndexMap):
+    """Source indices and validity of a whole view, cached per run (the tensors do not move)."""
+    key = ("index", tensor, id(view))
+    if key not in m.cache:
+        m.cache[key] = view.source_indices()
+    return m.cache[key]
+
+
+@dataclass(frozen=True)
+class Box:
+    tensor: str  # DRAM tensor name
+    view: IndexMap  # logical operand -> DRAM tensor
+    starts: tuple[int, ...]
+    sizes: tuple[int, ...]
+    elem_bytes: int
+    strides: tuple[tuple[int, int], ...]  # per logical axis (stride, period): see view_strides
+    density: float = 1.0  # fraction of in-range elements the view really reads (zero insertion)
+
+    def __post_init__(self):
+        clamped = tuple((max(s, 0), min(s + n, e)) for s, n, e in zip(self.starts, self.sizes, self.view.out_shape))
+        object.__setattr__(self, "_clamped", clamped)
+        object.__setattr__(self, "_valid", round(self.density * math.prod(max(0, hi - lo) for lo, hi in clamped)))
+
+    # ---------------------------------------------------------------- geometry
+    def clamped(self) -> tuple[tuple[int, int], ...]:
+        """Per axis the [lo, hi) of the box inside the logical operand."""
+        return self._clamped
+
+    @property
+    def valid(self) -> int:
+        """Elements really read from DRAM (in range, not an inserted zero)."""
+        return self._valid
+
+    @property
+    def bytes(self) -> int:
+        return self.valid * self.elem_bytes
+
+    def requests(self, request_bytes: int) -> int:
+        """Bus requests: maximal contiguous runs of the valid box, each split into requests."""
+        extents = [hi - lo for lo, hi in self.clamped()]
+        total = self.valid
+        if total <= 0:
+            return 0
+        run, expect = 1, 1
+        axes = sorted((abs(s), period, e) for (s, period), e in zip(self.strides, extents) if e > 1 and s)
+        for stride, period, extent in axes:
+            if stride != expect:
+                break
+            step = min(extent, period)  # a blocked axis is contiguous within one block
+            run *= step
+            expect = stride * step
+        return max(1, -(-total // run)) * math.ceil(run * self.elem_bytes / request_bytes)
+
+    # ---------------------------------------------------------------- function
+    def frame(self, m) -> np.ndarray:
+        """The box's values (zeros outside the operand) as a dense array of shape `sizes`."""
+        index, mask = _index(m, self.tensor, self.view)
+        out = np.zeros(self.sizes, dtype=m.dram[self.tensor].dtype)
+        (src, dst) = _slices(self.starts, self.sizes, self.clamped())
+        if src is None:
+            return out
+        idx = tuple(i[src] for i in index)
+        values = m.dram[self.tensor][idx]
+        values[~mask[src]] = 0
+        out[dst] = values
+        return out
+
+    def store(self, m, values: np.ndarray, accumulate: bool = False) -> None:
+        """Write `values` (shape `sizes`) to the tensor through the view (the valid part only)."""
+        index, mask = _index(m, self.tensor, self.view)
+        src, dst = _slices(self.starts, self.sizes, self.clamped())
+        if src is None:
+            return
+        keep = mask[src]
+        idx = tuple(i[src][keep] for i in index)
+        vals = values[dst][keep].astype(m.dram[self.tensor].dtype)
+        if accumulate:
+            m.dram[self.tensor][idx] += vals
+        else:
+            m.dram[self.tensor][idx] = vals
+
+
+def _slices(starts, sizes, clamped):
+    if any(hi <= lo for lo, hi in clamped):
+        return None, None
+    src = tuple(slice(lo, hi) for lo, hi in clamped)
+    dst = tuple(slice(lo - s, hi - s) for (lo, hi), s in zip(clamped, starts))
+    return src, dst
+
+
+def view_strides(view: IndexMap, probe: int = 256) -> tuple[tuple[int, int], ...]:
+    """What a strided DMA needs, per logical axis: the DRAM element stride of one step from the origin
+    and its period, the number of steps over which that stride holds (a blocked layout such as
+    NC1HWC0 is contiguous along C only within a 16-channel block; an affine axis has the whole extent)."""
+    offset = view.flat_offset()
+    out = []
+    for axis, extent in enumerate(view.out_shape):
+        n = min(extent, probe)
+        env = [np.arange(n) if a == axis else np.zeros(1, dtype=np.int64) for a in range(len(view.out_shape))]
+        values = np.broadcast_to(offset.evaluate(env), (n,)).astype(np.int64)
+        if n == 1:
+            out.append((0, extent))
+            continue
+        steps = np.diff(values)
+        stride = int(steps[0])
+        breaks = np.nonzero(steps != stride)[0]
+        period = int(breaks[0]) + 1 if breaks.size else extent
+        out.append((stride, period))
+    return tuple(out)
