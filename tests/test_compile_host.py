@@ -220,3 +220,18 @@ def test_bad_problem_and_dtypes():
     half = cf.ConvProblem(1, 3, 4, 5, 5, 3, 3, dtypes=("f16", "f16", "f32", "f16"))
     with pytest.raises(ValueError, match="float32"):
         cf.compile(half, "fwd")
+
+
+def test_compile_dispatches_to_the_simulated_accelerators():
+    p = cf.ConvProblem(1, 5, 7, 6, 6, 3, 3, stride=2, padding=1, dtypes=("i8", "i8", "i32", "i32"))
+    rng = np.random.default_rng(0)
+    dy = rng.integers(-8, 8, p.y_shape, dtype=np.int8)
+    w = rng.integers(-8, 8, p.w_shape, dtype=np.int8)
+    kernel = cf.compile(p, "bwd_data", target="gemmini", algorithm="phase_split")
+    got = kernel(dy, w)
+    assert np.array_equal(got, cf.reference.bwd_data(p, dy, w).astype(np.int64))
+    assert kernel.stats.cycles > 0 and "phase_split" in kernel.provenance + str(kernel.config)
+    with pytest.raises(ValueError, match="unknown target 'tpu'"):
+        cf.compile(p, "fwd", target="tpu")
+    with pytest.raises(ValueError, match="layout must be 'NCHW' for accelerator"):
+        cf.compile(p, "fwd", target="vta", layout="NHWC")
