@@ -207,9 +207,9 @@ def _loop_order(copy: Copy) -> list[int]:
     rank = len(copy.shape)
     order = list(range(rank))
     src = [copy.src_offset.coefficient(i) if copy.src_offset is not None else None for i in range(rank)]
-    if copy.src_offset is not None and 1 not in src and None not in src:
-        # no contiguous read (a strided gather, e.g. one stride phase of a filter): walk the source
-        # in address order, so each cache line and page is visited once instead of once per lane
+    if copy.src_offset is not None and None not in src:
+        # walk the source in address order (a transposed or strided filter pack would otherwise
+        # hop across pages once per output lane block); the contiguous axis goes innermost below
         order.sort(key=lambda i: -abs(src[i]))
     offsets = [copy.src_offset, copy.dst_offset] if copy.src_offset is not None else [copy.dst_offset]
     for offset in offsets:  # prefer contiguous reads, then contiguous writes
