@@ -129,6 +129,20 @@ def test_pointwise_core_uses_caller_buffers(direction):
     assert rel_err(kernel(*ops), ref) < 1e-4
 
 
+@pytest.mark.parametrize("groups", [1, 2])
+def test_fwd_core_packs_only_real_channels(groups):
+    """Fewer input channels per group than vector lanes (an RGB stem): the packed input holds only
+    those channels per pixel, not a zero-padded vector."""
+    p = cf.ConvProblem(2, 3 * groups, 4 * groups, 9, 11, 3, 3, stride=(2, 2), padding=(1, 0, 2, 1), groups=groups)
+    config = {"core": "fwd", "style": "vector_ext", "qb": 2, "kb": 1}
+    kernel = cf.compile(p, "fwd", config={"algorithm": "direct", "stages": [config]})
+    hp, wp = (p.p - 1) * 2 + 3, (-(-p.q // 2) * 2 - 1) * 2 + 3  # padded rows x columns the core reads
+    assert kernel.program.scratch["s0_x"] == p.n * groups * hp * wp * 3
+    ops = operands(p, "fwd", seed=9)
+    ref = cf.reference.compute(p, "fwd", *[o.astype(np.float64) for o in ops])
+    assert rel_err(kernel(*ops, out=np.full(p.y_shape, np.nan, np.float32)), ref) < 1e-4
+
+
 def test_spatial_core_needs_unit_column_stride():
     with pytest.raises(ValueError, match="core .spatial. does not apply"):
         spatial = {"core": "spatial", "style": "vector_ext", "qv": 1, "kb": 1}

@@ -8,6 +8,8 @@ baked in, so one compiled core serves every problem with the same configuration.
 - `fwd`   y[n][kb][p][q][V] += x[n][cb][p*sh+r*dh][q*sw+s*dw][c] * w[kb][cb][c][r][s][V]: the
           oneDNN-style direct conv, an output register block of QB columns x KB channel blocks,
           broadcast-FMA over input channels, OpenMP over (n, group, k-block group, output row).
+          Packed x holds XL channel lanes per pixel: V, or the channel count when it is smaller
+          (an RGB stem packs 3 lanes, not 16 of which 13 are zeros).
 - `wgrad` the weight-gradient shape of the same conv (big filter = the batch's dY, tiny output):
           vectors over K, a register block of NB core-batch rows x QB output taps x KB k-blocks,
           the whole reduction over (c, r, s) in registers.
@@ -62,19 +64,20 @@ class FwdCore:
     kb: int
     unit_stride: bool  # sw == 1 baked in: the broadcasts become constant offsets
     style: str = "vector_ext"
+    x_lanes: int = 0  # channel lanes per packed input pixel; 0: V
 
     symbol = "cf_conv_fwd"
 
     def source(self) -> str:
         qb, kb = self.qb, self.kb
-        sw = "V" if self.unit_stride else "swv"
+        sw = "XL" if self.unit_stride else "swv"
         acc = [f"a{j}_{i}" for j in range(kb) for i in range(qb)]
-        lines = [header(self.v, self.style)]
+        lines = [header(self.v, self.style), f"#define XL {self.x_lanes or self.v}"]
         lines.append("static inline void tile(const float* restrict x, const float* restrict w, "
                      "float* restrict y, const long* g, const unsigned char* rowmask, long p) {")
         lines.append("  const long Cgb = g[2], Hp = g[4], Wp = g[5], R = g[6], S = g[7], Qp = g[9], sh = g[10], "
                      "sw = g[11], dh = g[12], dw = g[13], Cg = g[14], P = g[8];")
-        lines.append("  const long swv = sw * V; (void)swv; const long wks = Cgb * R * S * V * V;")
+        lines.append("  const long swv = sw * XL; (void)swv; const long wks = Cgb * R * S * V * V;")
         lines.append(f"  vf {', '.join(acc)};")
         lines.append("  " + " ".join(f"{a} = (vf){{0}};" for a in acc))
         lines.append("  for (long cb = 0; cb < Cgb; cb++) {")
@@ -82,10 +85,10 @@ class FwdCore:
         lines.append("    for (long r = 0; r < R; r++) {")
         lines.append("      const long row = p * sh + r * dh;")
         lines.append("      if (!rowmask[row]) continue;")
-        lines.append("      const float* xr = x + (cb * Hp + row) * Wp * V;")
+        lines.append("      const float* xr = x + (cb * Hp + row) * Wp * XL;")
         lines.append("      const float* wr = w + (cb * V * R + r) * S * V;")
         lines.append("      for (long s = 0; s < S; s++) {")
-        lines.append("        const float* xs = xr + s * dw * V;")
+        lines.append("        const float* xs = xr + s * dw * XL;")
         lines.append("        const float* ws = wr + s * V;")
         lines.append("        for (long cv = 0; cv < cvn; cv++) {")
         for j in range(kb):
@@ -101,7 +104,7 @@ class FwdCore:
                 lines.append(f"  vst(y + {j} * P * Qp * V + {i} * V, a{j}_{i});")
         lines.append("}")
         lines.append(f"""
-/* x [N][G][Cgb][Hp][Wp][V], w [G][Kgp][Cgb][V][R][S][V], y [N][G][Kgp][P][Qp][V]; Kgp % {kb} == 0, Qp % {qb} == 0 */
+/* x [N][G][Cgb][Hp][Wp][XL], w [G][Kgp][Cgb][V][R][S][V], y [N][G][Kgp][P][Qp][V]; Kgp % {kb} == 0, Qp % {qb} == 0 */
 void {self.symbol}(const float* restrict x, const float* restrict w, float* restrict y, const long* g,
                  const unsigned char* rowmask) {{
   const long N = g[0], G = g[1], Cgb = g[2], Kgp = g[3], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8],
@@ -111,11 +114,11 @@ void {self.symbol}(const float* restrict x, const float* restrict w, float* rest
   #pragma omp parallel for schedule(dynamic, 1)
   for (long t = 0; t < tasks; t++) {{
     const long p = t % P, kg = (t / P) % kgroups, gg = (t / P / kgroups) % G, n = t / P / kgroups / G;
-    const float* xn = x + (n * G + gg) * Cgb * Hp * Wp * V;
+    const float* xn = x + (n * G + gg) * Cgb * Hp * Wp * XL;
     const float* wk = w + (gg * Kgp + kg * {kb}) * Cgb * R * S * V * V;
     float* yk = y + (((n * G + gg) * Kgp + kg * {kb}) * P + p) * Qp * V;
     for (long qb = 0; qb < qblocks; qb++)
-      tile(xn + qb * {qb} * sw * V, wk, yk + qb * {qb} * V, g, rowmask, p);
+      tile(xn + qb * {qb} * sw * XL, wk, yk + qb * {qb} * V, g, rowmask, p);
   }}
 }}
 """)

@@ -206,6 +206,11 @@ def _tile_pair(copy: Copy) -> tuple[int, int] | None:
 def _loop_order(copy: Copy) -> list[int]:
     rank = len(copy.shape)
     order = list(range(rank))
+    src = [copy.src_offset.coefficient(i) if copy.src_offset is not None else None for i in range(rank)]
+    if copy.src_offset is not None and None not in src:
+        # walk the source in address order (a transposed or strided filter pack would otherwise
+        # hop across pages once per output lane block); the contiguous axis goes innermost below
+        order.sort(key=lambda i: -abs(src[i]))
     offsets = [copy.src_offset, copy.dst_offset] if copy.src_offset is not None else [copy.dst_offset]
     for offset in offsets:  # prefer contiguous reads, then contiguous writes
         unit = [i for i in range(rank) if copy.shape[i] > 1 and offset.coefficient(i) == 1]
@@ -232,18 +237,27 @@ def copy_loop(name: str, copy: Copy, threads_hint: int = 2, tiles: bool = True) 
     copy = _merge_axes(copy)
     pair = _tile_pair(copy) if tiles else None
     if tiles and pair is None:  # a source read backwards (a flipped filter) tiles once reversed
-        for axis in range(len(copy.shape)):
-            if _coefficients(copy, axis)[1] == -1:
-                reversed_copy = _merge_axes(_reversed(copy, axis))
-                pair = _tile_pair(reversed_copy)
-                if pair:
-                    copy = reversed_copy
-                    break
+        backwards = [axis for axis in range(len(copy.shape)) if (_coefficients(copy, axis)[1] or 0) < 0]
+        # all reversed at once first: the flipped taps (r, s) then merge into one contiguous run
+        for axes in [backwards] + [[axis] for axis in backwards if _coefficients(copy, axis)[1] == -1]:
+            reversed_copy = copy
+            for axis in axes:
+                reversed_copy = _reversed(reversed_copy, axis)
+            reversed_copy = _merge_axes(reversed_copy)
+            pair = _tile_pair(reversed_copy)
+            if pair:
+                copy = reversed_copy
+                break
     rank = len(copy.shape)
     names = [f"i{k}" for k in range(rank)]
     if pair:
         a, b = pair
-        order = [i for i in range(rank) if i not in pair] + [a, b]
+        # outer loops in the source's address order: a transposed filter (bwd_data) is then read
+        # row after row instead of in 16-channel columns that stride across pages
+        outer = [i for i in range(rank) if i not in pair]
+        if all(copy.src_offset.coefficient(i) is not None for i in outer):
+            outer.sort(key=lambda i: -abs(copy.src_offset.coefficient(i)))
+        order = outer + [a, b]
     else:
         order = _loop_order(copy)
     depth_of = {axis: d for d, axis in enumerate(order)}

@@ -185,18 +185,18 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
         return [Condition(expr, 0, limit)] if blocked != limit else []
 
     if config["core"] == "fwd":
-        cgb = ceil_div(cg, v)
+        cgb, xl = ceil_div(cg, v), min(cg, v)  # fewer channels than lanes: pack only the real ones
 
         def x_fn(n, gg, cb, h, w, c):
             hh, ww, conds = x_rows(h, w)
-            return (n, gg * cg + cb * v + c, hh, ww), conds + tail(cb * v + c, cg, cgb * v)
-        x_map = IndexMap.build((g.n, groups, cgb, hp, wp, v), g.x_shape, x_fn, "pack NCHW[v]c padded")
+            return (n, gg * cg + cb * xl + c, hh, ww), conds + tail(cb * xl + c, cg, cgb * xl)
+        x_map = IndexMap.build((g.n, groups, cgb, hp, wp, xl), g.x_shape, x_fn, f"pack NCHW[{xl}]c padded")
 
         def w_fn(gg, kbk, cb, c, r, s, k):
             return (gg * kg + kbk * v + k, cb * v + c, r, s), tail(kbk * v + k, kg, kgp * v) + tail(
                 cb * v + c, cg, cgb * v)
         w_map = IndexMap.build((groups, kgp, cgb, v, g.r, g.s, v), g.w_shape, w_fn, "pack OI[v]ihw[v]o")
-        core = FwdCore(v, config["qb"], kb, sw == 1, config["style"])
+        core = FwdCore(v, config["qb"], kb, sw == 1, config["style"], xl)
         params = [g.n, groups, cgb, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg]
 
         def y_offset(n, gg, kbk, lane, p, q):
