@@ -20,15 +20,7 @@ EXAMPLES = int(os.environ.get("CONVFORGE_EXAMPLES", "7"))
 CASES = [(d, a) for d in ("fwd", "bwd_data", "bwd_weight") for a in cf.algorithms(d)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cache_folder(tmp_path_factory):
-    old = os.environ.get("CONVFORGE_CACHE")
-    os.environ["CONVFORGE_CACHE"] = str(tmp_path_factory.mktemp("cf-cache"))
-    yield
-    if old is None:
-        del os.environ["CONVFORGE_CACHE"]
-    else:
-        os.environ["CONVFORGE_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("private_kernel_cache")
 
 
 def relative_error(out: np.ndarray, ref: np.ndarray) -> float:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -13,15 +11,7 @@ from convforge.suites import load
 RESNET50 = load("resnet50")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cache_folder(tmp_path_factory):
-    old = os.environ.get("CONVFORGE_CACHE")
-    os.environ["CONVFORGE_CACHE"] = str(tmp_path_factory.mktemp("cf-cache"))
-    yield
-    if old is None:
-        del os.environ["CONVFORGE_CACHE"]
-    else:
-        os.environ["CONVFORGE_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("private_kernel_cache")
 
 
 @pytest.mark.parametrize("batch", [1, 3])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -14,15 +12,7 @@ from convforge.backends.c.toolchain import vector_width
 P = cf.ConvProblem(3, 5, 6, 9, 10, 3, 2, stride=(2, 1), padding=(1, 2, 0, 1), dilation=(1, 2))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cache_folder(tmp_path_factory):
-    old = os.environ.get("CONVFORGE_CACHE")
-    os.environ["CONVFORGE_CACHE"] = str(tmp_path_factory.mktemp("cf-cache"))
-    yield
-    if old is None:
-        del os.environ["CONVFORGE_CACHE"]
-    else:
-        os.environ["CONVFORGE_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("private_kernel_cache")
 
 
 def operands(p, direction, seed=0):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .kernel import Kernel
 from .problem import ConvProblem, Direction
 
+
 def compile(problem: ConvProblem, direction: Direction | str = Direction.fwd, target: str = "host",
             algorithm: str = "auto", layout: str = "NCHW", **options) -> Kernel:
     """Compile one direction of `problem` for `target`.

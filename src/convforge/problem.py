@@ -74,8 +74,24 @@ def _dtype(name: str, value: str) -> str:
     return value
 
 
+class OperandShapes:
+    """Logical operand shapes of anything with n, c, k, h, w, r, s, p, q and groups."""
+
+    @property
+    def x_shape(self) -> tuple[int, int, int, int]:
+        return (self.n, self.c, self.h, self.w)
+
+    @property
+    def w_shape(self) -> tuple[int, int, int, int]:
+        return (self.k, self.c // self.groups, self.r, self.s)
+
+    @property
+    def y_shape(self) -> tuple[int, int, int, int]:
+        return (self.n, self.k, self.p, self.q)
+
+
 @dataclass(frozen=True)
-class ConvProblem:
+class ConvProblem(OperandShapes):
     """Forward conv Y[n,k,p,q] = sum_{c,r,s} Xpad[n, g*C/G + c, p*sh + r*dh, q*sw + s*dw] W[k,c,r,s].
 
     Activations are logically N,C,H,W; weights K, C/groups, R, S (as PyTorch). Padding is
@@ -141,18 +157,6 @@ class ConvProblem:
         """Output width."""
         _, _, pl, pr = self.padding
         return (self.w + pl + pr - self.kernel_extent[1]) // self.stride[1] + 1
-
-    @property
-    def x_shape(self) -> tuple[int, int, int, int]:
-        return (self.n, self.c, self.h, self.w)
-
-    @property
-    def w_shape(self) -> tuple[int, int, int, int]:
-        return (self.k, self.c // self.groups, self.r, self.s)
-
-    @property
-    def y_shape(self) -> tuple[int, int, int, int]:
-        return (self.n, self.k, self.p, self.q)
 
     @property
     def macs(self) -> int:

@@ -153,9 +153,9 @@ def _suite(args: argparse.Namespace, target) -> int:
         rows.append({"layer": p.name, "problem": str(p), "results": results})
         base = results[variants[0][0]]
         cells = [p.name]
-        cells += [f"{results[lab]['cycles']:.0f}" if "cycles" in results[lab] else "n/a" for lab, _ in variants]
-        cells += [f"{results[lab]['dram_bytes'] / 1e6:.2f}" if "cycles" in results[lab] else "n/a" for lab, _ in variants]
-        cells += [f"{results[lab]['mac_utilization']:.2f}" if "cycles" in results[lab] else "n/a" for lab, _ in variants]
+        for key, scale, digits in (("cycles", 1, 0), ("dram_bytes", 1e6, 2), ("mac_utilization", 1, 2)):
+            cells += [f"{results[lab][key] / scale:.{digits}f}" if "cycles" in results[lab] else "n/a"
+                      for lab, _ in variants]
         for i, (label, _) in enumerate(variants[1:]):
             if "cycles" in base and "cycles" in results[label]:
                 ratio = base["cycles"] / results[label]["cycles"]

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from ..layouts import IndexMap
-from ..problem import DTYPE_BYTES
+from ..problem import DTYPE_BYTES, OperandShapes
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Operand:
 
 
 @dataclass(frozen=True)
-class CoreGeometry:
+class CoreGeometry(OperandShapes):
     """y[n,k,p,q] = sum over c in k's group, r < R, s < S of
     xv[n, c, p*sh + r*dh - oh, q*sw + s*dw - ow] * w[k, c, r, s],
     where xv is x with (id-1) zeros inserted between neighbours (input dilation) and zero outside.
@@ -62,18 +62,6 @@ class CoreGeometry:
     offset: tuple[int, int] = (0, 0)
     input_dilation: tuple[int, int] = (1, 1)
     groups: int = 1
-
-    @property
-    def x_shape(self) -> tuple[int, int, int, int]:
-        return (self.n, self.c, self.h, self.w)
-
-    @property
-    def w_shape(self) -> tuple[int, int, int, int]:
-        return (self.k, self.c // self.groups, self.r, self.s)
-
-    @property
-    def y_shape(self) -> tuple[int, int, int, int]:
-        return (self.n, self.k, self.p, self.q)
 
     def taps_in_range(self, axis: int) -> int:
         """(output, tap) pairs along an axis whose dilated-input index is inside the input's extent."""

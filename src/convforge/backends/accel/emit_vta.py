@@ -122,7 +122,7 @@ class VtaEmitter:
         b, kb, q = np.meshgrid(np.arange(s.tb), np.arange(nkb), np.arange(s.tq), indexing="ij")
         b, kb, q = b.ravel(), kb.ravel(), q.ravel()
         words, spans = [], []
-        for cb, r, s0, ns in groups:
+        for cb, r, s0, _ns in groups:
             dst = y.start + (b * nkb + kb) * s.tp * s.tq + q
             src = x.start + (b * ncb + cb) * s.rows * s.cols + r * dh * s.cols + s0 * dw + q * sw
             wgt = w.start + ((kb * ncb + cb) * s.tr + r) * s.ts + s0
@@ -133,7 +133,7 @@ class VtaEmitter:
         base, pos = self._uop_half * (self.uop.depth // 2), 0
         x_region = Region("inp", x.start, s.tb * ncb * s.rows * s.cols)
         w_region = Region("wgt", w.start, nkb * ncb * s.tr * s.ts)
-        for (cb, r, s0, ns), n in zip(groups, spans):
+        for (cb, _r, _s0, ns), n in zip(groups, spans):
             chans = min(BLOCK, s.tc - cb * BLOCK)
             out.append(Gemm(base + pos, base + pos + n, s.tp, ns, (s.tq, 0), (sh * s.cols, dw), (0, 1),
                             self._y(y, s), x_region, w_region, s.tb * s.tp * s.tq * s.tk * chans * ns))
