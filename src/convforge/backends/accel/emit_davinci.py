@@ -13,16 +13,12 @@ from ...sim.machine import Region
 from ...sim.ops import Add, Fill, Load, Store
 from ...sim.tile import TileShape
 from .emit_gemmini import flat_units, unflat
-from .lower import Tile, halo
+from .lower import Tile, channel_blocks, halo
 
 
 def fmap_units(frame: np.ndarray) -> np.ndarray:
     """[tb, tc, rows, cols] -> L1 units (c1, b, row, col) x C0 (NC1HWC0 slices, one per channel block)."""
-    tb, tc, rows, cols = frame.shape
-    ncb = -(-tc // F)
-    padded = np.zeros((tb, ncb * F, rows, cols), dtype=np.float16)
-    padded[:, :tc] = frame
-    return padded.reshape(tb, ncb, F, rows, cols).transpose(1, 0, 3, 4, 2).reshape(-1, F)
+    return channel_blocks(frame, F, channel_block_outer=True, dtype=np.float16)
 
 
 def fractal_z_units(frame: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from ...sim.ops import Fill, Load, Store
 from ...sim.tile import TileShape
 from ...sim.vta import Alu, Gemm, pack_uops
 from .emit_gemmini import flat_units, unflat
-from .lower import Tile, halo
+from .lower import Tile, channel_blocks, halo
 from .tokens import insert_tokens
 
 BLOCK = 16
@@ -25,11 +25,7 @@ BLOCK = 16
 
 def inp_units(frame: np.ndarray) -> np.ndarray:
     """[tb, tc, rows, cols] -> entries (b, cb, row, col) x 16 channels (NCHW1n16c)."""
-    tb, tc, rows, cols = frame.shape
-    ncb = -(-tc // BLOCK)
-    padded = np.zeros((tb, ncb * BLOCK, rows, cols), dtype=frame.dtype)
-    padded[:, :tc] = frame
-    return padded.reshape(tb, ncb, BLOCK, rows, cols).transpose(0, 1, 3, 4, 2).reshape(-1, BLOCK)
+    return channel_blocks(frame, BLOCK, channel_block_outer=False)
 
 
 def acc_frame(units: np.ndarray, tb: int, tk: int, tp: int, tq: int) -> np.ndarray:

@@ -45,6 +45,18 @@ class Tile:
         return {a: getattr(self, a) for a in AXES} | {"order": self.order}
 
 
+def channel_blocks(frame: np.ndarray, block: int, channel_block_outer: bool, dtype=None) -> np.ndarray:
+    """[tb, tc, rows, cols] -> on-chip units of `block` channels (zero-padded), one row each, ordered
+    (channel block, b, row, col) when `channel_block_outer` (DaVinci NC1HWC0 slices) else
+    (b, channel block, row, col) (VTA NCHW1n16c)."""
+    tb, tc, rows, cols = frame.shape
+    ncb = -(-tc // block)
+    padded = np.zeros((tb, ncb * block, rows, cols), dtype=dtype or frame.dtype)
+    padded[:, :tc] = frame
+    order = (1, 0, 3, 4, 2) if channel_block_outer else (0, 1, 3, 4, 2)
+    return padded.reshape(tb, ncb, block, rows, cols).transpose(order).reshape(-1, block)
+
+
 def halo(g, tp: int, tq: int, tr: int, ts: int) -> tuple[int, int]:
     return (tp - 1) * g.stride[0] + (tr - 1) * g.dilation[0] + 1, (tq - 1) * g.stride[1] + (ts - 1) * g.dilation[1] + 1
 
