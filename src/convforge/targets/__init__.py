@@ -251,37 +251,24 @@ def parse(data: dict[str, Any], source: str = "<target>") -> Target:
 
 
 def _check_isa(isa: str, intrinsic: dict[str, int], buffers: dict[str, BufferSpec], source: str) -> None:
-    """Cross-field consistency: the intrinsic must match the buffers' row widths."""
-    if isa == "gemmini":
-        if not (intrinsic["m"] == intrinsic["k"] == intrinsic["n"]):
-            raise TargetError(f"target file {source}: field intrinsic: a Gemmini mesh is square (m = k = n = DIM), "
-                              f"got {intrinsic}")
-        for b in ("spad", "acc"):
-            if buffers[b].lanes != intrinsic["n"]:
-                raise TargetError(f"target file {source}: field buffers.{b}.unit_bytes: a row must hold DIM="
-                                  f"{intrinsic['n']} {buffers[b].dtype} elements, holds {buffers[b].lanes}")
-    elif isa == "vta":
-        checks = {"inp": intrinsic["m"] * intrinsic["k"], "wgt": intrinsic["n"] * intrinsic["k"],
-                  "acc": intrinsic["m"] * intrinsic["n"], "out": intrinsic["m"] * intrinsic["n"]}
-        for b, lanes in checks.items():
-            if buffers[b].lanes != lanes:
-                raise TargetError(f"target file {source}: field buffers.{b}.unit_bytes: an entry must hold "
-                                  f"{lanes} {buffers[b].dtype} elements for intrinsic {intrinsic}, "
-                                  f"holds {buffers[b].lanes}")
-        if intrinsic["m"] != 1:
-            raise TargetError(f"target file {source}: field intrinsic.m (BATCH) must be 1 in this simulator")
-    else:
-        if intrinsic["k"] != intrinsic["n"] or buffers["L1"].lanes != intrinsic["k"]:
-            raise TargetError(f"target file {source}: field buffers.L1.unit_bytes: one unit must be one C0 "
-                              f"vector of intrinsic.k={intrinsic['k']} elements")
-        for b in ("L0A", "L0B"):
-            if buffers[b].lanes != intrinsic["k"]:
-                raise TargetError(f"target file {source}: field buffers.{b}.unit_bytes must hold "
-                                  f"intrinsic.k={intrinsic['k']} elements")
-        for b in ("L0C", "UB"):
-            if buffers[b].lanes != intrinsic["n"]:
-                raise TargetError(f"target file {source}: field buffers.{b}.unit_bytes must hold "
-                                  f"intrinsic.n={intrinsic['n']} elements")
+    """Cross-field consistency: the intrinsic's shape, and the buffers' row widths that it implies."""
+    m, k, n = intrinsic["m"], intrinsic["k"], intrinsic["n"]
+    if isa == "gemmini" and not m == k == n:
+        raise TargetError(f"target file {source}: field intrinsic: a Gemmini mesh is square (m = k = n = DIM), "
+                          f"got {intrinsic}")
+    if isa == "vta" and m != 1:
+        raise TargetError(f"target file {source}: field intrinsic.m (BATCH) must be 1 in this simulator")
+    if isa == "davinci" and k != n:
+        raise TargetError(f"target file {source}: field intrinsic: the cube's C0 blocks need k = n, got {intrinsic}")
+    lanes = {  # elements one buffer row / entry / unit must hold
+        "gemmini": {"spad": n, "acc": n},
+        "vta": {"inp": m * k, "wgt": n * k, "acc": m * n, "out": m * n},
+        "davinci": {"L1": k, "L0A": k, "L0B": k, "L0C": n, "UB": n},
+    }[isa]
+    for b, want in lanes.items():
+        if buffers[b].lanes != want:
+            raise TargetError(f"target file {source}: field buffers.{b}.unit_bytes: one unit must hold {want} "
+                              f"{buffers[b].dtype} elements for intrinsic {intrinsic}, holds {buffers[b].lanes}")
     for b in buffers.values():
         if math.gcd(b.depth, b.alignment) != b.alignment:
             raise TargetError(f"target file {source}: field buffers.{b.name}.alignment={b.alignment} does not "
