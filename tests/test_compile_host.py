@@ -124,13 +124,34 @@ def test_fwd_core_packs_only_real_channels(groups):
     """Fewer input channels per group than vector lanes (an RGB stem): the packed input holds only
     those channels per pixel, not a zero-padded vector."""
     p = cf.ConvProblem(2, 3 * groups, 4 * groups, 9, 11, 3, 3, stride=(2, 2), padding=(1, 0, 2, 1), groups=groups)
-    config = {"core": "fwd", "style": "vector_ext", "qb": 2, "kb": 1}
+    config = {"core": "fwd", "style": "vector_ext", "qb": 2, "kb": 1, "order": "nkp"}
     kernel = cf.compile(p, "fwd", config={"algorithm": "direct", "stages": [config]})
     hp, wp = (p.p - 1) * 2 + 3, (-(-p.q // 2) * 2 - 1) * 2 + 3  # padded rows x columns the core reads
     assert kernel.program.scratch["s0_x"] == p.n * groups * hp * wp * 3
     ops = operands(p, "fwd", seed=9)
     ref = cf.reference.compute(p, "fwd", *[o.astype(np.float64) for o in ops])
     assert rel_err(kernel(*ops, out=np.full(p.y_shape, np.nan, np.float32)), ref) < 1e-4
+
+
+IN_PLACE = [  # (problem, direction, qb, x packed): the fwd core reads x / writes y in the caller's NCHW arrays
+    (cf.ConvProblem(3, 37, 20, 5, 14, 1, 1), "fwd", 7, False),  # K tail, pointwise rows flattened
+    (cf.ConvProblem(2, 34, 40, 9, 15, 1, 1, stride=(2, 2), groups=2), "fwd", 8, False),  # strided 1x1, groups
+    (cf.ConvProblem(1, 18, 17, 8, 11, 3, 3, dilation=(1, 2)), "fwd", 7, False),  # valid 3x3: nothing to pad
+    (cf.ConvProblem(1, 18, 17, 8, 11, 3, 3, dilation=(1, 2)), "fwd", 4, True),  # Q % qb: x packed, y tail
+    (cf.ConvProblem(2, 16, 33, 6, 6, 3, 3, padding=1), "fwd", 4, True),  # padded: x packed, y in place
+    (cf.ConvProblem(2, 40, 24, 7, 7, 1, 1), "bwd_data", 7, False),  # transposed weights, dY read in place
+]
+
+
+@pytest.mark.parametrize("order", ["nkp", "knp", "npk"])
+@pytest.mark.parametrize("p,direction,qb,packed_x", IN_PLACE, ids=str)
+def test_fwd_core_reads_and_writes_nchw_in_place(p, direction, qb, packed_x, order):
+    stage = {"core": "fwd", "style": "vector_ext", "qb": qb, "kb": 2, "order": order}
+    kernel = cf.compile(p, direction, config={"algorithm": "trim", "stages": [stage]})
+    assert ("s0_x" in kernel.program.scratch) == packed_x and "s0_y" not in kernel.program.scratch
+    ops = operands(p, direction, seed=4)
+    ref = cf.reference.compute(p, direction, *[o.astype(np.float64) for o in ops])
+    assert rel_err(kernel(*ops, out=np.full(kernel.out_shape, np.nan, np.float32)), ref) < 1e-4
 
 
 def test_spatial_core_needs_unit_column_stride():
@@ -148,11 +169,11 @@ def test_gemm_configs(config):
 
 def test_spaces_declare_their_knobs():
     space = fwd_space(16)
-    assert {k.name for k in space.knobs} == {"core", "style", "qb", "kb"}
-    assert len(space) > 16 and all(c["qb"] * c["kb"] + c["kb"] <= 31 for c in space)
+    assert {k.name for k in space.knobs} == {"core", "style", "qb", "kb", "order"}
+    assert len(space) > 16 and all(c["qb"] * c["kb"] + c["kb"] <= 32 for c in space)
     assert "qb in [" in space.describe() and len(space.sample(5)) == 5
     with pytest.raises(ValueError, match="not in space"):
-        space.check({"core": "fwd", "style": "vector_ext", "qb": 28, "kb": 4})
+        space.check({"core": "fwd", "style": "vector_ext", "qb": 28, "kb": 4, "order": "nkp"})
 
 
 # ---------------------------------------------------------------------- input checking
@@ -201,7 +222,7 @@ def test_bad_out(kernel):
     ({"algorithm": "winograd"}, ValueError, "algorithm"),
     ({"algorithm": "phase_split", "direction": "fwd"}, ValueError, "algorithm"),
     ({"direction": "sideways"}, ValueError, "direction"),
-    ({"config": {"algorithm": "trim", "stages": [{"core": "fwd", "style": "vector_ext", "qb": 99, "kb": 1}]}},
+    ({"config": {"algorithm": "trim", "stages": [{"core": "fwd", "style": "vector_ext", "qb": 99, "kb": 1, "order": "nkp"}]}},
      ValueError, "not in space"),
     ({"config": {"algorithm": "trim", "stages": [{"core": "fft"}]}}, ValueError, "does not apply"),
     ({"config": {"algorithm": "trim", "stages": [None, None]}}, ValueError, "stage entries"),

@@ -38,7 +38,8 @@ def fwd_space(v: int) -> Space:
         style_knob(v),
         Knob("qb", (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 24, 28), "output columns per register block"),
         Knob("kb", (1, 2, 3, 4), f"output channel blocks of {v} per register block"),
-    ), lambda c: c["qb"] * c["kb"] + c["kb"] <= REGISTERS - 1)
+        Knob("order", ("nkp", "knp", "npk"), "task loop order (image, k-block group, output row), outer first"),
+    ), lambda c: c["qb"] * c["kb"] + c["kb"] <= REGISTERS)
 
 
 def wgrad_space(v: int) -> Space:
@@ -153,8 +154,13 @@ def is_plain(view: IndexMap) -> bool:
 
 
 def direct_io(stage: ConvCore, config: dict, v: int) -> tuple[bool, bool]:
-    """Whether the spatial core can read x and write y in the caller's buffers (no pack passes)."""
+    """Whether the core can read x and write y in the caller's NCHW buffers (no pack passes)."""
     g = stage.geometry
+    if config.get("core") == "fwd":  # x in place needs no padding and whole register tiles per row
+        x_plain = is_plain(stage.x.view) and g.input_dilation == (1, 1) and g.offset == (0, 0) and (
+            g.q % config["qb"] == 0 and (g.p - 1) * g.stride[0] + (g.r - 1) * g.dilation[0] < g.h
+            and (g.q - 1) * g.stride[1] + (g.s - 1) * g.dilation[1] < g.w)
+        return x_plain, is_plain(stage.y.view)
     if config.get("core") != "spatial":
         return False, False
     whole_rows = g.q % (config["qv"] * v) == 0  # no padded columns: packed rows are the caller's rows

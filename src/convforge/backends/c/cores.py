@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .emit import TILE_HELPERS
+
 VECTOR_HEADER = """#include <stddef.h>
 #include <string.h>
 #define V {v}
@@ -33,6 +35,7 @@ typedef float vf __attribute__((vector_size(V * 4)));
 static inline vf vld(const float* p) {{ vf x; memcpy(&x, p, sizeof x); return x; }}
 static inline void vst(float* p, vf x) {{ memcpy(p, &x, sizeof x); }}
 #define FMA(acc, vec, scalar) ((acc) += (vec) * (scalar))
+#define CF_LESS(a, b) ((a) < (b) ? (a) : (b))
 """
 
 INTRINSICS_HEADER = """#include <stddef.h>
@@ -43,6 +46,7 @@ typedef __m512 vf;
 #define vld _mm512_loadu_ps
 #define vst _mm512_storeu_ps
 #define FMA(acc, vec, scalar) ((acc) = _mm512_fmadd_ps((vec), _mm512_set1_ps(scalar), (acc)))
+#define CF_LESS(a, b) ((a) < (b) ? (a) : (b))
 """
 
 STYLES = ("vector_ext", "intrinsics")
@@ -57,6 +61,16 @@ def header(v: int, style: str) -> str:
     return VECTOR_HEADER.format(v=v)
 
 
+def task_indices(order: str, extents: dict[str, str]) -> str:
+    """C that splits the flat task index `t` into one index per loop, `order` outer to inner."""
+    names = {"n": "ng", "k": "kg", "p": "pq"}
+    lines, divisor = [], ""
+    for axis in reversed(order):
+        lines.append(f"    const long {names[axis]} = (t{divisor}) % ({extents[axis]});")
+        divisor += f" / ({extents[axis]})"
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class FwdCore:
     v: int
@@ -65,19 +79,31 @@ class FwdCore:
     unit_stride: bool  # sw == 1 baked in: the broadcasts become constant offsets
     style: str = "vector_ext"
     x_lanes: int = 0  # channel lanes per packed input pixel; 0: V
+    order: str = "nkp"  # task loop order, outer to inner, over (n = image and group, k = k-block group, p = row)
+    x_nchw: int = 0  # > 0: read the caller's NCHW input in place, this many columns between output columns
+    y_nchw: bool = False  # write the caller's NCHW output in place (register tiles transposed on the way)
 
     symbol = "cf_conv_fwd"
 
     def source(self) -> str:
         qb, kb = self.qb, self.kb
-        sw = "XL" if self.unit_stride else "swv"
+        if self.x_nchw:  # channel lanes are whole planes apart; columns are sw elements apart
+            col, lane, row_base, tap = str(self.x_nchw), "Hp * Wp", "(cb * V * Hp + row) * Wp", "s * dw"
+            image, column = "Cg * Hp * Wp", str(self.x_nchw)
+        else:
+            col, lane, row_base, tap = "XL" if self.unit_stride else "swv", "1", "(cb * Hp + row) * Wp * XL", "s * dw * XL"
+            image, column = "Cgb * Hp * Wp * XL", "sw * XL"
         acc = [f"a{j}_{i}" for j in range(kb) for i in range(qb)]
         lines = [header(self.v, self.style), f"#define XL {self.x_lanes or self.v}"]
+        if self.y_nchw:
+            lines.append(TILE_HELPERS)
         lines.append("static inline void tile(const float* restrict x, const float* restrict w, "
-                     "float* restrict y, const long* g, const unsigned char* rowmask, long p) {")
+                     "float* restrict y, const long* g, const unsigned char* rowmask, long p, long qvalid, "
+                     "long kvalid) {")
         lines.append("  const long Cgb = g[2], Hp = g[4], Wp = g[5], R = g[6], S = g[7], Qp = g[9], sh = g[10], "
-                     "sw = g[11], dh = g[12], dw = g[13], Cg = g[14], P = g[8];")
-        lines.append("  const long swv = sw * XL; (void)swv; const long wks = Cgb * R * S * V * V;")
+                     "sw = g[11], dh = g[12], dw = g[13], Cg = g[14], P = g[8], Q = g[16];")
+        lines.append("  const long swv = sw * XL; (void)swv; (void)qvalid; (void)kvalid; (void)Q; (void)Qp;")
+        lines.append("  const long wks = Cgb * R * S * V * V;")
         lines.append(f"  vf {', '.join(acc)};")
         lines.append("  " + " ".join(f"{a} = (vf){{0}};" for a in acc))
         lines.append("  for (long cb = 0; cb < Cgb; cb++) {")
@@ -85,40 +111,59 @@ class FwdCore:
         lines.append("    for (long r = 0; r < R; r++) {")
         lines.append("      const long row = p * sh + r * dh;")
         lines.append("      if (!rowmask[row]) continue;")
-        lines.append("      const float* xr = x + (cb * Hp + row) * Wp * XL;")
+        lines.append(f"      const float* xr = x + {row_base};")
         lines.append("      const float* wr = w + (cb * V * R + r) * S * V;")
         lines.append("      for (long s = 0; s < S; s++) {")
-        lines.append("        const float* xs = xr + s * dw * XL;")
+        lines.append(f"        const float* xs = xr + {tap};")
         lines.append("        const float* ws = wr + s * V;")
         lines.append("        for (long cv = 0; cv < cvn; cv++) {")
+        lines.append(f"          const float* xc = xs + cv * {lane};")
         for j in range(kb):
             lines.append(f"          const vf w{j} = vld(ws + {j} * wks + cv * R * S * V);")
         for i in range(qb):
-            lines.append(f"          {{ const float xv = xs[{i} * {sw} + cv];")
+            lines.append(f"          {{ const float xv = xc[{i} * {col}];")
             for j in range(kb):
                 lines.append(f"            FMA(a{j}_{i}, w{j}, xv);")
             lines.append("          }")
         lines.append("        }\n      }\n    }\n  }")
         for j in range(kb):
-            for i in range(qb):
-                lines.append(f"  vst(y + {j} * P * Qp * V + {i} * V, a{j}_{i});")
+            if self.y_nchw:  # lanes are output channels: transpose the block into qb-long rows
+                lines.append(f"  {{ float buf[{qb} * V] __attribute__((aligned(64)));")
+                lines.extend(f"    vst(buf + {i} * V, a{j}_{i});" for i in range(qb))
+                lines.append(f"    const long lanes = kvalid - {j} * V;")
+                lines.append("    if (lanes > 0)")
+                lines.append(f"      for (long c0 = 0; c0 < {qb} && c0 < qvalid; c0 += 16)")
+                lines.append(f"        cf_tile(y + {j} * V * P * Q + c0, P * Q, buf + c0 * V, V, "
+                             f"(int)(CF_LESS(CF_LESS(16, {qb} - c0), qvalid - c0)), (int)CF_LESS(V, lanes));")
+                lines.append("  }")
+            else:
+                lines.extend(f"  vst(y + {j} * P * Qp * V + {i} * V, a{j}_{i});" for i in range(qb))
         lines.append("}")
+        if self.y_nchw:
+            y_base = "(((n * G + gg) * Kg + kg * {kb} * V) * P + p) * Q".format(kb=kb)
+            y_step, kvalid = f"{qb}", f"Kg - kg * {kb} * V"
+        else:
+            y_base = f"(((n * G + gg) * Kgp + kg * {kb}) * P + p) * Qp * V"
+            y_step, kvalid = f"{qb} * V", "0"
         lines.append(f"""
-/* x [N][G][Cgb][Hp][Wp][XL], w [G][Kgp][Cgb][V][R][S][V], y [N][G][Kgp][P][Qp][V]; Kgp % {kb} == 0, Qp % {qb} == 0 */
+/* x [N][G][Cgb][Hp][Wp][XL] (or NCHW [N][G*Cg][Hp][Wp] in place), w [G][Kgp][Cgb][V][R][S][V],
+   y [N][G][Kgp][P][Qp][V] (or NCHW [N][G*Kg][P][Q] in place); Kgp % {kb} == 0, Qp % {qb} == 0 */
 void {self.symbol}(const float* restrict x, const float* restrict w, float* restrict y, const long* g,
                  const unsigned char* rowmask) {{
   const long N = g[0], G = g[1], Cgb = g[2], Kgp = g[3], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8],
-             Qp = g[9], sw = g[11];
-  const long kgroups = Kgp / {kb}, qblocks = Qp / {qb}, tasks = N * G * kgroups * P;
-  /* dynamic: a thread that loses its core to another process does not hold the others back */
+             Qp = g[9], sw = g[11], Cg = g[14], Kg = g[15], Q = g[16];
+  (void)Cg; (void)Kg; (void)sw; (void)Hp; (void)Wp;
+  const long kgroups = Kgp / {kb}, qblocks = Qp / {qb}, tasks = N * G * kgroups * P * qblocks;
+  /* one task = one register tile; dynamic: a thread that loses its core to another process does
+     not hold the others back */
   #pragma omp parallel for schedule(dynamic, 1)
   for (long t = 0; t < tasks; t++) {{
-    const long p = t % P, kg = (t / P) % kgroups, gg = (t / P / kgroups) % G, n = t / P / kgroups / G;
-    const float* xn = x + (n * G + gg) * Cgb * Hp * Wp * XL;
+{task_indices(self.order, {"n": "N * G", "k": "kgroups", "p": "P * qblocks"})}
+    const long gg = ng % G, n = ng / G, p = pq / qblocks, qb = pq % qblocks;
+    const float* xn = x + (n * G + gg) * {image};
     const float* wk = w + (gg * Kgp + kg * {kb}) * Cgb * R * S * V * V;
-    float* yk = y + (((n * G + gg) * Kgp + kg * {kb}) * P + p) * Qp * V;
-    for (long qb = 0; qb < qblocks; qb++)
-      tile(xn + qb * {qb} * sw * XL, wk, yk + qb * {qb} * V, g, rowmask, p);
+    float* yk = y + {y_base};
+    tile(xn + qb * {qb} * {column}, wk, yk + qb * {y_step}, g, rowmask, p, Q - qb * {qb}, {kvalid});
   }}
 }}
 """)

@@ -169,6 +169,7 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
     (sh, sw), (dh, dw) = (st // f for st, f in zip(g.stride, fold)), g.dilation
     kgb = ceil_div(kg, v)
     kb = config["kb"]
+    x_direct, y_direct = direct_io(stage, config, v)
     kblock = kb if config["core"] == "spatial" else v  # output channels per block of the core's result
     if config["core"] == "spatial":
         kgp, qp = ceil_div(kg, kb), ceil_div(g.q, config["qv"] * v) * config["qv"] * v
@@ -196,8 +197,11 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
             return (gg * kg + kbk * v + k, cb * v + c, r, s), tail(kbk * v + k, kg, kgp * v) + tail(
                 cb * v + c, cg, cgb * v)
         w_map = IndexMap.build((groups, kgp, cgb, v, g.r, g.s, v), g.w_shape, w_fn, "pack OI[v]ihw[v]o")
-        core = FwdCore(v, config["qb"], kb, sw == 1, config["style"], xl)
-        params = [g.n, groups, cgb, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg]
+        core = FwdCore(v, config["qb"], kb, sw == 1, config["style"], xl, config["order"],
+                       g.stride[1] if x_direct else 0, y_direct)
+        if x_direct:  # the caller's rows as they are: no padding, the stride walked in place
+            (sh, sw), hp, wp = g.stride, g.h, g.w
+        params = [g.n, groups, cgb, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg, kg, g.q]
 
         def y_offset(n, gg, kbk, lane, p, q):
             return row_major_offset((n, gg, kbk, p, q, lane), (g.n, groups, kgp, g.p, qp, v))
@@ -238,8 +242,7 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
         y_elements = groups * kgp * np_ * g.p * qp * v
 
     x_packed = stage.x.view.then(x_map)
-    mask = _row_mask(g, hp, fold[0], stage.trim, stage.x.view, x_map, 3)
-    x_direct, y_direct = direct_io(stage, config, v)
+    mask = _row_mask(g, hp, 1 if x_direct else fold[0], stage.trim, stage.x.view, x_map, 3)
     if x_direct:
         xs = stage.x.buffer
     else:
