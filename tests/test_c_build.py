@@ -64,7 +64,8 @@ for index, p in enumerate({PROBLEMS}[:COUNT]):
     check(compile(p, d, **OPTIONS), p, d)
 for p, d, qb in {PINNED}[:PINNED_COUNT]:  # the fwd core reading and writing NCHW in place
     stage = {{"core": "fwd", "style": "vector_ext", "qb": qb, "kb": 2, "order": "npk"}}
-    check(compile(p, d, config={{"algorithm": "trim", "stages": [stage]}}, sanitize=OPTIONS.get("sanitize", False)), p, d)
+    config = {{"algorithm": "trim", "stages": [stage]}}
+    check(compile(p, d, config=config, sanitize=OPTIONS.get("sanitize", False)), p, d)
 print("ok")
 """
 

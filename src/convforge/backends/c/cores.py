@@ -91,7 +91,8 @@ class FwdCore:
             col, lane, row_base, tap = str(self.x_nchw), "Hp * Wp", "(cb * V * Hp + row) * Wp", "s * dw"
             image, column = "Cg * Hp * Wp", str(self.x_nchw)
         else:
-            col, lane, row_base, tap = "XL" if self.unit_stride else "swv", "1", "(cb * Hp + row) * Wp * XL", "s * dw * XL"
+            col, lane, tap = "XL" if self.unit_stride else "swv", "1", "s * dw * XL"
+            row_base = "(cb * Hp + row) * Wp * XL"
             image, column = "Cgb * Hp * Wp * XL", "sw * XL"
         acc = [f"a{j}_{i}" for j in range(kb) for i in range(qb)]
         lines = [header(self.v, self.style), f"#define XL {self.x_lanes or self.v}"]
@@ -140,7 +141,7 @@ class FwdCore:
                 lines.extend(f"  vst(y + {j} * P * Qp * V + {i} * V, a{j}_{i});" for i in range(qb))
         lines.append("}")
         if self.y_nchw:
-            y_base = "(((n * G + gg) * Kg + kg * {kb} * V) * P + p) * Q".format(kb=kb)
+            y_base = f"(((n * G + gg) * Kg + kg * {kb} * V) * P + p) * Q"
             y_step, kvalid = f"{qb}", f"Kg - kg * {kb} * V"
         else:
             y_base = f"(((n * G + gg) * Kgp + kg * {kb}) * P + p) * Qp * V"
