@@ -21,6 +21,7 @@ REGISTERS = 32  # zmm/ymm registers; the accumulator block plus loaded operands 
 # memory-bound pass beyond (measured on ResNet-50 1x1 layers, N=1 vs N=8)
 MOVE_COST_CACHED, MOVE_COST_MEMORY, CACHED_BYTES = 10, 60, 16 << 20
 SPATIAL_PENALTY = 1.6  # the spatial core's FMA rate relative to the blocked core (measured)
+L2_BYTES = 1 << 20  # per core: an operand larger than this is re-read from L3 each time a task order sweeps it
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -39,7 +40,7 @@ def fwd_space(v: int) -> Space:
         Knob("qb", (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 24, 28), "output columns per register block"),
         Knob("kb", (1, 2, 3, 4), f"output channel blocks of {v} per register block"),
         Knob("order", ("nkp", "knp", "npk"), "task loop order (image, k-block group, output row), outer first"),
-    ), lambda c: c["qb"] * c["kb"] + c["kb"] <= REGISTERS)
+    ), lambda c: c["qb"] * c["kb"] + c["kb"] <= REGISTERS - 1)  # + one broadcast register
 
 
 def wgrad_space(v: int) -> Space:
@@ -125,7 +126,8 @@ def ranked_stage_configs(stage, v: int, count: int) -> list[dict]:
             return float("inf"), 0
         waste = (ceil_div(g.q, c["qb"]) * c["qb"] / g.q) * (ceil_div(kgb, c["kb"]) * c["kb"] / kgb) * lanes
         block, loads = c["qb"] * c["kb"], c["qb"] + c["kb"]
-        return waste * max(1.0, loads / block) * (1 + 4 / block) + moves(c), -c["kb"]
+        sweeps = MOVE_COST_CACHED * rereads(g, c, v) / dense
+        return waste * max(1.0, loads / block) * (1 + 4 / block) + moves(c) + sweeps, -c["kb"]
 
     def scost(c):
         width = c["qv"] * v
@@ -144,6 +146,22 @@ def ranked_stage_configs(stage, v: int, count: int) -> list[dict]:
     if unit_columns(g):
         ranked = sorted(ranked + top(spatial_space(v), scost, count), key=lambda t: t[0])
     return [c for *_, c in ranked[:count]]
+
+
+def rereads(g, config: dict, v: int) -> int:
+    """Operand elements the fwd core's task order reads again from beyond L2 (first reads excluded):
+    `npk` sweeps all weights per row tile, `nkp` the image per k-block group and the weights per
+    image, `knp` the whole batch per k-block group."""
+    cg, kg = g.c // g.groups, g.k // g.groups
+    image, weights = cg * g.h * g.w, kg * cg * g.r * g.s  # per image and group
+    kgroups, tiles = ceil_div(ceil_div(kg, v), config["kb"]), g.p * ceil_div(g.q, config["qb"])
+
+    def spill(elements: int, times: int) -> int:
+        return 0 if 4 * elements <= L2_BYTES else elements * (times - 1)
+    per_group = {"npk": spill(weights, g.n * tiles),
+                 "nkp": g.n * spill(image, kgroups) + spill(weights, g.n),
+                 "knp": spill(g.n * image, kgroups)}[config["order"]]
+    return g.groups * per_group
 
 
 def is_plain(view: IndexMap) -> bool:
