@@ -119,6 +119,8 @@ class FwdCore:
         lines.append("        const float* ws = wr + s * V;")
         lines.append("        for (long cv = 0; cv < cvn; cv++) {")
         lines.append(f"          const float* xc = xs + cv * {lane};")
+        if self.x_nchw:  # one stream per channel plane is more than the prefetcher follows: fetch the next tile
+            lines.append(f"          __builtin_prefetch(xc + {qb} * {col} + {qb} * {col} - 1);")
         for j in range(kb):
             lines.append(f"          const vf w{j} = vld(ws + {j} * wks + cv * R * S * V);")
         for i in range(qb):
