@@ -47,8 +47,12 @@ def test_cache_key_covers_flags_and_source():
 
 
 # pinned configs reach code paths the heuristic may not pick for the problems above
-PINNED = ("[(cf.ConvProblem(2, 34, 40, 9, 15, 1, 1, stride=(2, 2), groups=2), 'fwd', 8), "
-          "(cf.ConvProblem(1, 18, 17, 8, 11, 3, 3, dilation=(1, 2)), 'fwd', 4)]")
+PINNED = ("[(cf.ConvProblem(2, 34, 40, 9, 15, 1, 1, stride=(2, 2), groups=2), 'fwd', "
+          "{'core': 'fwd', 'style': 'vector_ext', 'qb': 8, 'kb': 2, 'order': 'npk'}), "
+          "(cf.ConvProblem(1, 18, 17, 8, 11, 3, 3, dilation=(1, 2)), 'fwd', "
+          "{'core': 'fwd', 'style': 'vector_ext', 'qb': 4, 'kb': 2, 'order': 'npk'}), "
+          "(cf.ConvProblem(2, 32, 34, 9, 11, 1, 1, stride=(2, 2)), 'bwd_weight', "
+          "{'core': 'wgrad', 'style': 'vector_ext', 'nb': 4, 'qb': 1, 'kb': 1})]")
 
 CHECK_ONE = f"""
 import numpy as np, convforge as cf
@@ -62,9 +66,8 @@ def check(k, p, d):
 for index, p in enumerate({PROBLEMS}[:COUNT]):
   for d in ("fwd", "bwd_data", "bwd_weight"):
     check(compile(p, d, **OPTIONS), p, d)
-for p, d, qb in {PINNED}[:PINNED_COUNT]:  # the fwd core reading and writing NCHW in place
-    stage = {{"core": "fwd", "style": "vector_ext", "qb": qb, "kb": 2, "order": "npk"}}
-    config = {{"algorithm": "trim", "stages": [stage]}}
+for p, d, stage in {PINNED}[:PINNED_COUNT]:  # cores reading (and writing) the caller's arrays in place
+    config = {{"algorithm": "direct", "stages": [stage]}}
     check(compile(p, d, config=config, sanitize=OPTIONS.get("sanitize", False)), p, d)
 print("ok")
 """
@@ -92,7 +95,7 @@ def test_sanitized_kernels_run_clean(tmp_path):
                              text=True, check=False).stdout.strip()
     if not os.path.isabs(libasan):
         pytest.skip("the compiler has no AddressSanitizer runtime")
-    code = "OPTIONS = {'sanitize': True}\nCOUNT = 3\nPINNED_COUNT = 2\n" + CHECK_ALL_ALGORITHMS
+    code = "OPTIONS = {'sanitize': True}\nCOUNT = 3\nPINNED_COUNT = 3\n" + CHECK_ALL_ALGORITHMS
     proc = run_python(code, tmp_path, {"LD_PRELOAD": libasan, "ASAN_OPTIONS": "detect_leaks=0",
                                        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
                                        "OMP_NUM_THREADS": "2"})
@@ -120,7 +123,7 @@ toolchain.isa = lambda: "avx2"
 base = toolchain.base_flags
 toolchain.base_flags = lambda: base() + ("-mno-avx512f",)
 assert toolchain.vector_width() == 8
-""" + "OPTIONS = {}\nCOUNT = 3\nPINNED_COUNT = 2\n" + CHECK_ALL_ALGORITHMS
+""" + "OPTIONS = {}\nCOUNT = 3\nPINNED_COUNT = 3\n" + CHECK_ALL_ALGORITHMS
     proc = run_python(code, tmp_path)
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0 and out.strip() == "ok", err[-3000:]

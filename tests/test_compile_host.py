@@ -154,6 +154,23 @@ def test_fwd_core_reads_and_writes_nchw_in_place(p, direction, qb, packed_x, ord
     assert rel_err(kernel(*ops, out=np.full(kernel.out_shape, np.nan, np.float32)), ref) < 1e-4
 
 
+WGRAD_IN_PLACE = [  # (problem, nb, qb): dW's activations read through their strides, no pack
+    (cf.ConvProblem(3, 24, 20, 6, 9, 1, 1), 8, 1),  # pointwise, K tail
+    (cf.ConvProblem(2, 32, 34, 9, 11, 1, 1, stride=(2, 2)), 4, 1),  # strided 1x1
+    (cf.ConvProblem(2, 12, 16, 7, 8, 3, 2, dilation=(2, 1)), 4, 2),  # valid RxS: Q = 2 taps of 2
+]
+
+
+@pytest.mark.parametrize("p,nb,qb", WGRAD_IN_PLACE, ids=str)
+def test_wgrad_core_reads_activations_in_place(p, nb, qb):
+    stage = {"core": "wgrad", "style": "vector_ext", "nb": nb, "qb": qb, "kb": 1}
+    kernel = cf.compile(p, "bwd_weight", config={"algorithm": "direct", "stages": [stage]})
+    assert "s0_x" not in kernel.program.scratch
+    ops = operands(p, "bwd_weight", seed=5)
+    ref = cf.reference.bwd_weight(p, *[o.astype(np.float64) for o in ops])
+    assert rel_err(kernel(*ops, out=np.full(kernel.out_shape, np.nan, np.float32)), ref) < 1e-4
+
+
 def test_spatial_core_needs_unit_column_stride():
     with pytest.raises(ValueError, match="core .spatial. does not apply"):
         spatial = {"core": "spatial", "style": "vector_ext", "qv": 1, "kb": 1}

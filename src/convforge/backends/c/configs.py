@@ -106,7 +106,7 @@ def ranked_stage_configs(stage, v: int, count: int) -> list[dict]:
                 * (ceil_div(kgb, c["kb"]) * c["kb"] / kgb) * kgb * v / (g.k // g.groups)
             block = c["nb"] * c["qb"] * c["kb"]
             loads = c["kb"] + c["nb"] * c["qb"]  # every broadcast FMA reads memory: keep loads <= FMAs
-            return waste * max(1.0, loads / block) * (1 + 2 / block), -block
+            return waste * max(1.0, loads / block) * (1 + 2 / block) + moves(c), -block
     else:
         wcost = None
 
@@ -171,14 +171,29 @@ def is_plain(view: IndexMap) -> bool:
             and view.flat_offset().substitute(vars_) == row_major_offset(vars_, view.out_shape))
 
 
+def view_strides(view: IndexMap) -> tuple[int, ...] | None:
+    """Per-axis element strides of a view that is one affine walk from element 0, else None."""
+    strides = view.strides()
+    origin = view.flat_offset().substitute([Expr.constant(0)] * len(view.out_shape))
+    if view.conditions or None in strides or origin != Expr.constant(0):
+        return None
+    return strides
+
+
+def _unpadded(g, qb: int) -> bool:
+    """The core reads only real input pixels with whole register tiles per row: no pack needed."""
+    return g.input_dilation == (1, 1) and g.offset == (0, 0) and g.q % qb == 0 and (
+        (g.p - 1) * g.stride[0] + (g.r - 1) * g.dilation[0] < g.h
+        and (g.q - 1) * g.stride[1] + (g.s - 1) * g.dilation[1] < g.w)
+
+
 def direct_io(stage: ConvCore, config: dict, v: int) -> tuple[bool, bool]:
-    """Whether the core can read x and write y in the caller's NCHW buffers (no pack passes)."""
+    """Whether the core can read x and write y in the caller's buffers (no pack passes)."""
     g = stage.geometry
-    if config.get("core") == "fwd":  # x in place needs no padding and whole register tiles per row
-        x_plain = is_plain(stage.x.view) and g.input_dilation == (1, 1) and g.offset == (0, 0) and (
-            g.q % config["qb"] == 0 and (g.p - 1) * g.stride[0] + (g.r - 1) * g.dilation[0] < g.h
-            and (g.q - 1) * g.stride[1] + (g.s - 1) * g.dilation[1] < g.w)
-        return x_plain, is_plain(stage.y.view)
+    if config.get("core") == "fwd":
+        return is_plain(stage.x.view) and _unpadded(g, config["qb"]), is_plain(stage.y.view)
+    if config.get("core") == "wgrad":  # x through its strides (the transposed activations of dW)
+        return view_strides(stage.x.view) is not None and _unpadded(g, config["qb"]) and g.n % config["nb"] == 0, False
     if config.get("core") != "spatial":
         return False, False
     whole_rows = g.q % (config["qv"] * v) == 0  # no padded columns: packed rows are the caller's rows

@@ -180,6 +180,7 @@ class WgradCore:
     qb: int
     kb: int
     style: str = "vector_ext"
+    x_strided: bool = False  # read x in place through runtime strides g[16..19] (core batch, channel, row, column)
 
     symbol = "cf_conv_wgrad"
 
@@ -192,21 +193,26 @@ class WgradCore:
         lines.append("  const long Cc = g[2], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8], Qp = g[9], "
                      "sh = g[10], sw = g[11], dh = g[12], dw = g[13], Np = g[15];")
         lines.append(f"  const long wks = Cc * R * S * V, yks = Np * P * Qp * V, swn = sw * {nb};")
+        if self.x_strided:
+            lines.append("  const long sN = g[16], sC = g[17], sH = g[18], sW = g[19], swx = sw * sW;")
         lines.append(f"  vf {', '.join(acc)};")
         lines.append("  " + " ".join(f"{a} = (vf){{0}};" for a in acc))
         lines.append("  for (long c = 0; c < Cc; c++)")
         lines.append("  for (long r = 0; r < R; r++) {")
         lines.append("    const long row = p * sh + r * dh;")
         lines.append("    if (!rowmask[row]) continue;")
-        lines.append(f"    const float* xr = x + (c * Hp + row) * Wp * {nb};")
+        lines.append("    const float* xr = x + c * sC + row * sH;" if self.x_strided else
+                     f"    const float* xr = x + (c * Hp + row) * Wp * {nb};")
         lines.append("    const float* wr = w + (c * R + r) * S * V;")
         lines.append("    for (long s = 0; s < S; s++) {")
-        lines.append(f"      const float* xs = xr + s * dw * {nb};")
+        lines.append("      const float* xs = xr + s * dw * sW;" if self.x_strided else
+                     f"      const float* xs = xr + s * dw * {nb};")
         for j in range(kb):
             lines.append(f"      const vf w{j} = vld(wr + {j} * wks + s * V);")
         for i in range(qb):
             for m in range(nb):
-                lines.append(f"      {{ const float xv = xs[{i} * swn + {m}];")
+                at = f"{i} * swx + {m} * sN" if self.x_strided else f"{i} * swn + {m}"
+                lines.append(f"      {{ const float xv = xs[{at}];")
                 for j in range(kb):
                     lines.append(f"        FMA(a{j}_{m}_{i}, w{j}, xv);")
                 lines.append("      }")
@@ -216,8 +222,11 @@ class WgradCore:
                 for i in range(qb):
                     lines.append(f"  vst(y + {j} * yks + ({m} * P * Qp + {i}) * V, a{j}_{m}_{i});")
         lines.append("}")
+        x_task = (f"nbk * {nb} * g[16] + gg * Cc * g[17] + qbk * {qb} * g[11] * g[19]"
+                  if self.x_strided else f"((gg * nblk + nbk) * Cc * Hp * Wp) * {nb} + qbk * {qb} * g[11] * {nb}")
         lines.append(f"""
-/* x [G][NBLK][Cc][Hp][Wp][{nb}], w [G][Kgp][Cc][R][S][V], y [G][Kgp][Np][P][Qp][V], Np = NBLK*{nb}.
+/* x [G][NBLK][Cc][Hp][Wp][{nb}] (or in place through strides), w [G][Kgp][Cc][R][S][V],
+   y [G][Kgp][Np][P][Qp][V], Np = NBLK*{nb}.
    One task owns one register block of the output and runs the whole reduction over (c, r, s) in
    registers: no partial sums, no barriers, and a dynamic schedule keeps a preempted thread from
    holding the other back. */
@@ -231,7 +240,7 @@ void {self.symbol}(const float* restrict x, const float* restrict w, float* rest
   for (long t = 0; t < tasks; t++) {{
     const long qbk = t % qblocks, p = (t / qblocks) % P, nbk = (t / qblocks / P) % nblk;
     const long kg = (t / qblocks / P / nblk) % kgroups, gg = t / qblocks / P / nblk / kgroups;
-    const float* xc = x + ((gg * nblk + nbk) * Cc * Hp * Wp) * {nb} + qbk * {qb} * g[11] * {nb};
+    const float* xc = x + {x_task};
     const float* wc = w + (gg * Kgp + kg * {kb}) * Cc * R * S * V;
     float* yt = y + ((((gg * Kgp + kg * {kb}) * Np + nbk * {nb}) * P + p) * Qp + qbk * {qb}) * V;
     tile(xc, wc, yt, g, rowmask, p);

@@ -27,7 +27,7 @@ import numpy as np
 
 from ...layouts import Condition, Expr, IndexMap
 from ...plan import ConvCore, Gemm, Operand, Plan, ScatterAdd, Transform, ZeroFill
-from .configs import ceil_div, default_stage_config, direct_io, stage_spaces
+from .configs import ceil_div, default_stage_config, direct_io, stage_spaces, view_strides
 from .cores import FwdCore, GemmCore, SpatialCore, WgradCore
 from .emit import MINMAX, PRELUDE, TILE_HELPERS, Copy, copy_loop, row_major_offset
 
@@ -234,8 +234,11 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
         def w_fn(gg, kbk, c, r, s, k):
             return (gg * kg + kbk * v + k, c, r, s), tail(kbk * v + k, kg, kgp * v)
         w_map = IndexMap.build((groups, kgp, cg, g.r, g.s, v), g.w_shape, w_fn, "pack K[v]-blocked")
-        core = WgradCore(v, nb, config["qb"], kb, config["style"])
-        params = [g.n, groups, cg, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg, np_]
+        core = WgradCore(v, nb, config["qb"], kb, config["style"], x_direct)
+        if x_direct:  # the caller's tensor through its strides: no padding, the stride walked in place
+            (sh, sw), hp, wp = g.stride, g.h, g.w
+        params = [g.n, groups, cg, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg, np_,
+                  *(view_strides(stage.x.view) if x_direct else ())]
 
         def y_offset(n, gg, kbk, lane, p, q):
             return row_major_offset((gg, kbk, n, p, q, lane), (groups, kgp, np_, g.p, qp, v))
