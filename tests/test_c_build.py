@@ -51,8 +51,8 @@ PINNED = ("[(cf.ConvProblem(2, 34, 40, 9, 15, 1, 1, stride=(2, 2), groups=2), 'f
           "{'core': 'fwd', 'style': 'vector_ext', 'qb': 8, 'kb': 2, 'order': 'npk'}), "
           "(cf.ConvProblem(1, 18, 17, 8, 11, 3, 3, dilation=(1, 2)), 'fwd', "
           "{'core': 'fwd', 'style': 'vector_ext', 'qb': 4, 'kb': 2, 'order': 'npk'}), "
-          "(cf.ConvProblem(2, 32, 34, 9, 11, 1, 1, stride=(2, 2)), 'bwd_weight', "
-          "{'core': 'wgrad', 'style': 'vector_ext', 'nb': 4, 'qb': 1, 'kb': 1})]")
+          "(cf.ConvProblem(2, 12, 16, 7, 8, 3, 2, dilation=(2, 1)), 'bwd_weight', "
+          "{'core': 'wgrad', 'style': 'vector_ext', 'nb': 4, 'qb': 2, 'kb': 1})]")
 
 CHECK_ONE = f"""
 import numpy as np, convforge as cf

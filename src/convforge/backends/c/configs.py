@@ -192,8 +192,10 @@ def direct_io(stage: ConvCore, config: dict, v: int) -> tuple[bool, bool]:
     g = stage.geometry
     if config.get("core") == "fwd":
         return is_plain(stage.x.view) and _unpadded(g, config["qb"]), is_plain(stage.y.view)
-    if config.get("core") == "wgrad":  # x through its strides (the transposed activations of dW)
-        return view_strides(stage.x.view) is not None and _unpadded(g, config["qb"]) and g.n % config["nb"] == 0, False
+    if config.get("core") == "wgrad":  # x through its strides (the transposed activations of dW), when
+        strides = view_strides(stage.x.view)  # its rows are dense: every k-block group re-reads them
+        dense_rows = strides is not None and strides[3] * g.stride[1] == 1
+        return dense_rows and _unpadded(g, config["qb"]) and g.n % config["nb"] == 0, False
     if config.get("core") != "spatial":
         return False, False
     whole_rows = g.q % (config["qv"] * v) == 0  # no padded columns: packed rows are the caller's rows
