@@ -47,10 +47,10 @@ def test_cache_key_covers_flags_and_source():
 
 
 # pinned configs reach code paths the heuristic may not pick for the problems above
-PINNED = ("[(cf.ConvProblem(2, 34, 40, 9, 15, 1, 1, stride=(2, 2), groups=2), 'fwd', "
-          "{'core': 'fwd', 'style': 'vector_ext', 'qb': 8, 'kb': 2, 'order': 'npk'}), "
-          "(cf.ConvProblem(1, 18, 17, 8, 11, 3, 3, dilation=(1, 2)), 'fwd', "
-          "{'core': 'fwd', 'style': 'vector_ext', 'qb': 4, 'kb': 2, 'order': 'npk'}), "
+PINNED = ("[(cf.ConvProblem(2, 34, 40, 9, 47, 1, 1, stride=(2, 2), groups=2), 'fwd', "
+          "{'core': 'fwd', 'style': 'vector_ext', 'qb': 12, 'kb': 2, 'order': 'npk'}), "
+          "(cf.ConvProblem(1, 18, 17, 8, 16, 3, 3, dilation=(1, 2)), 'fwd', "
+          "{'core': 'fwd', 'style': 'vector_ext', 'qb': 14, 'kb': 2, 'order': 'npk'}), "
           "(cf.ConvProblem(2, 12, 16, 7, 8, 3, 2, dilation=(2, 1)), 'bwd_weight', "
           "{'core': 'wgrad', 'style': 'vector_ext', 'nb': 4, 'qb': 2, 'kb': 1})]")
 

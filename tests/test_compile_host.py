@@ -133,22 +133,23 @@ def test_fwd_core_packs_only_real_channels(groups):
     assert rel_err(kernel(*ops, out=np.full(p.y_shape, np.nan, np.float32)), ref) < 1e-4
 
 
-IN_PLACE = [  # (problem, direction, qb, x packed): the fwd core reads x / writes y in the caller's NCHW arrays
-    (cf.ConvProblem(3, 37, 20, 5, 14, 1, 1), "fwd", 7, False),  # K tail, pointwise rows flattened
-    (cf.ConvProblem(2, 34, 40, 9, 15, 1, 1, stride=(2, 2), groups=2), "fwd", 8, False),  # strided 1x1, groups
-    (cf.ConvProblem(1, 18, 17, 8, 11, 3, 3, dilation=(1, 2)), "fwd", 7, False),  # valid 3x3: nothing to pad
-    (cf.ConvProblem(1, 18, 17, 8, 11, 3, 3, dilation=(1, 2)), "fwd", 4, True),  # Q % qb: x packed, y tail
-    (cf.ConvProblem(2, 16, 33, 6, 6, 3, 3, padding=1), "fwd", 4, True),  # padded: x packed, y in place
-    (cf.ConvProblem(2, 40, 24, 7, 7, 1, 1), "bwd_data", 7, False),  # transposed weights, dY read in place
+IN_PLACE = [  # (problem, direction, qb, x packed, y packed): the fwd core reads x / writes y in NCHW in place
+    (cf.ConvProblem(3, 37, 20, 5, 14, 1, 1), "fwd", 14, False, False),  # K tail, pointwise rows flattened
+    (cf.ConvProblem(2, 34, 40, 9, 47, 1, 1, stride=(2, 2), groups=2), "fwd", 12, False, False),  # strided, groups
+    (cf.ConvProblem(1, 18, 17, 8, 16, 3, 3, dilation=(1, 2)), "fwd", 12, False, False),  # valid 3x3: no padding
+    (cf.ConvProblem(1, 18, 17, 8, 16, 3, 3, dilation=(1, 2)), "fwd", 14, True, False),  # Q % qb: x packed, y tail
+    (cf.ConvProblem(2, 16, 33, 6, 6, 3, 3, padding=1), "fwd", 12, True, False),  # padded: x packed, y in place
+    (cf.ConvProblem(2, 40, 24, 6, 6, 1, 1), "bwd_data", 12, False, False),  # transposed weights, dY in place
+    (cf.ConvProblem(2, 40, 24, 7, 7, 1, 1), "fwd", 7, True, True),  # narrow tiles: both packed
 ]
 
 
 @pytest.mark.parametrize("order", ["nkp", "knp", "npk"])
-@pytest.mark.parametrize("p,direction,qb,packed_x", IN_PLACE, ids=str)
-def test_fwd_core_reads_and_writes_nchw_in_place(p, direction, qb, packed_x, order):
+@pytest.mark.parametrize("p,direction,qb,packed_x,packed_y", IN_PLACE, ids=str)
+def test_fwd_core_reads_and_writes_nchw_in_place(p, direction, qb, packed_x, packed_y, order):
     stage = {"core": "fwd", "style": "vector_ext", "qb": qb, "kb": 2, "order": order}
     kernel = cf.compile(p, direction, config={"algorithm": "trim", "stages": [stage]})
-    assert ("s0_x" in kernel.program.scratch) == packed_x and "s0_y" not in kernel.program.scratch
+    assert ("s0_x" in kernel.program.scratch) == packed_x and ("s0_y" in kernel.program.scratch) == packed_y
     ops = operands(p, direction, seed=4)
     ref = cf.reference.compute(p, direction, *[o.astype(np.float64) for o in ops])
     assert rel_err(kernel(*ops, out=np.full(kernel.out_shape, np.nan, np.float32)), ref) < 1e-4

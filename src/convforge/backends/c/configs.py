@@ -22,6 +22,7 @@ REGISTERS = 32  # zmm/ymm registers; the accumulator block plus loaded operands 
 MOVE_COST_CACHED, MOVE_COST_MEMORY, CACHED_BYTES = 10, 60, 16 << 20
 SPATIAL_PENALTY = 1.6  # the spatial core's FMA rate relative to the blocked core (measured)
 L2_BYTES = 1 << 20  # per core: an operand larger than this is re-read from L3 each time a task order sweeps it
+WIDE_TILE = 12  # output columns a fwd tile needs to read and write NCHW rows in place (48 of a 64-byte line)
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -190,8 +191,9 @@ def _unpadded(g, qb: int) -> bool:
 def direct_io(stage: ConvCore, config: dict, v: int) -> tuple[bool, bool]:
     """Whether the core can read x and write y in the caller's buffers (no pack passes)."""
     g = stage.geometry
-    if config.get("core") == "fwd":
-        return is_plain(stage.x.view) and _unpadded(g, config["qb"]), is_plain(stage.y.view)
+    if config.get("core") == "fwd":  # in place, a register tile touches qb columns of every channel plane:
+        wide = config["qb"] >= WIDE_TILE  # narrower tiles leave most of each cache line to other tasks
+        return wide and is_plain(stage.x.view) and _unpadded(g, config["qb"]), wide and is_plain(stage.y.view)
     if config.get("core") == "wgrad":  # x through its strides (the transposed activations of dW), when
         strides = view_strides(stage.x.view)  # its rows are dense: every k-block group re-reads them
         dense_rows = strides is not None and strides[3] * g.stride[1] == 1
