@@ -7,7 +7,9 @@ import pytest
 
 import convforge as cf
 from convforge.backends.c.configs import fwd_space, gemm_space, spatial_space, wgrad_space
+from convforge.backends.c.lower import lowered_stages
 from convforge.backends.c.toolchain import vector_width
+from convforge.plan import ConvCore
 
 P = cf.ConvProblem(3, 5, 6, 9, 10, 3, 2, stride=(2, 1), padding=(1, 2, 0, 1), dilation=(1, 2))
 
@@ -169,6 +171,19 @@ def test_wgrad_core_reads_activations_in_place(p, nb, qb):
     assert "s0_x" not in kernel.program.scratch
     ops = operands(p, "bwd_weight", seed=5)
     ref = cf.reference.bwd_weight(p, *[o.astype(np.float64) for o in ops])
+    assert rel_err(kernel(*ops, out=np.full(kernel.out_shape, np.nan, np.float32)), ref) < 1e-4
+
+
+@pytest.mark.parametrize("p", [cf.ConvProblem(2, 6, 20, 9, 11, 1, 1, stride=(2, 3), padding=(0, 1, 1, 0)),
+                               cf.ConvProblem(1, 5, 7, 8, 7, 1, 3, stride=(2, 2), padding=(0, 0, 1, 1))], ids=str)
+def test_fwd_reuse_skips_output_lines_of_inserted_zeros(p):
+    """A 1-tap axis over zero-inserted dY: only the output lines that read real dY are computed."""
+    kernel = cf.compile(p, "bwd_data", algorithm="fwd_reuse")
+    core = next(s for s in lowered_stages(kernel.plan) if isinstance(s, ConvCore))
+    rows, cols = -(-p.h // p.stride[0]), p.w if p.s > 1 else -(-p.w // p.stride[1])  # lines reading real dY
+    assert core.geometry.p * core.geometry.q <= rows * cols and core.geometry.input_dilation == (1, 1)
+    ops = operands(p, "bwd_data", seed=8)
+    ref = cf.reference.bwd_data(p, *[o.astype(np.float64) for o in ops])
     assert rel_err(kernel(*ops, out=np.full(kernel.out_shape, np.nan, np.float32)), ref) < 1e-4
 
 
