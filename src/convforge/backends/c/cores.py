@@ -9,10 +9,14 @@ baked in, so one compiled core serves every problem with the same configuration.
           oneDNN-style direct conv, an output register block of QB columns x KB channel blocks,
           broadcast-FMA over input channels, OpenMP over (n, group, k-block group, output row).
           Packed x holds XL channel lanes per pixel: V, or the channel count when it is smaller
-          (an RGB stem packs 3 lanes, not 16 of which 13 are zeros).
+          (an RGB stem packs 3 lanes, not 16 of which 13 are zeros). Unpadded inputs are read in
+          place from NCHW (broadcasts from one plane per channel) and wide tiles are written to
+          NCHW through an in-register 16x16 transpose. The task order (knob `order`) decides which
+          operand stays in L2 across consecutive tasks.
 - `wgrad` the weight-gradient shape of the same conv (big filter = the batch's dY, tiny output):
           vectors over K, a register block of NB core-batch rows x QB output taps x KB k-blocks,
-          the whole reduction over (c, r, s) in registers.
+          the whole reduction over (c, r, s) in registers. Unpadded activations with dense rows are
+          read in place through the view's strides.
 Cores are written with GCC vector extensions (any ISA) or, with the `style` knob, AVX-512
 intrinsics. Measured on the development machine (1 thread, ResNet-50 28x28x128 3x3, N=8): fwd
 216.8 vs 215.3-218.7 GFLOP/s, wgrad 204.3 vs 203.0: GCC emits the same broadcast-FMA code, so

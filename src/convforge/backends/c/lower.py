@@ -14,7 +14,9 @@ Per stage:
                a 1-tap axis folded into the pack), run the `fwd`, `wgrad` or `spatial` core,
                scatter the result through y's view (e.g. the stride-phase interleave). Rows that
                are structurally zero (trimmed taps, zeros a fused conversion inserted) are skipped
-               by the core; the spatial core reads and writes NCHW in place when it can.
+               by the core. A core reads the caller's tensor in place when no padding is needed
+               (fwd and spatial: NCHW rows; wgrad: the activations through their strides) and the
+               fwd and spatial cores write NCHW in place, so 1x1 layers move no data besides the filter.
 """
 
 from __future__ import annotations
