@@ -70,7 +70,7 @@ def _options(spec: str, search: bool) -> dict:
 
 def _measure(p: ConvProblem, direction: str, target, options: dict, functional: bool) -> dict:
     if options.get("algorithm") == VENDOR_ALGORITHM:
-        options = options | {"algorithm": vendor_algorithm(p, Direction.of(direction), target.isa)}
+        options = options | {"algorithm": vendor_algorithm(p, Direction.of(direction), target)}
     start = time.perf_counter()
     kernel = compile_accel(p, direction, target, **options)
     compiled = time.perf_counter()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .machine import Instruction, Machine, Region, Stats
+from .ops import Load
 from .tile import TileShape, conv_tile, wrap_int32
 
 
@@ -125,3 +126,19 @@ class LoopConvEx(Instruction):
                 f"tile b{t.tb} p{t.tp} q{t.tq} k{t.tk} c{t.tc} r{t.tr} s{t.ts} taps={len(t.taps)} "
                 f"stride={t.stride} dil={t.dilation}")
 
+
+
+@dataclass
+class GatherLoad(Load):
+    """An mvin sequence that assembles spad rows from several short DRAM runs (an im2col gather of
+    packed filter taps): costed by its exact bytes and runs, not by the box's per-axis strides."""
+
+    nbytes: int = 0
+    runs: int = 0
+
+    def cost(self, m: Machine) -> float:
+        p = m.target.path(self.path)
+        return p.cycles(self.nbytes, self.runs)
+
+    def account(self, stats: Stats) -> None:
+        stats.bytes[f"dram->{self.dst.buffer}"] += self.nbytes

@@ -6,15 +6,46 @@ Data-movement stages stage through the accumulator (int32 rows; mvin widens int8
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
-from ...sim.gemmini import LoopConvEx, a_units, b_units, c_frame
+from ...sim.gemmini import GatherLoad, LoopConvEx, a_units, b_units, c_frame
 from ...sim.machine import Region
 from ...sim.ops import Add, Fill, Load, Store
 from ...sim.tile import TileShape
 from .lower import Tile, halo
+from .vendor_plans import PIXEL_REPEATS, TAP_PACKING
+
+
+def pixel_repeats(view) -> int:
+    """The repeat factor of a first-layer view (1 for any other view)."""
+    for part in view.parts:
+        if part.startswith(f"{PIXEL_REPEATS} x"):
+            return int(part.rsplit("x", 1)[1])
+    return 1
+
+
+def runs_per_pixel(view, c0: int, tc: int, request_bytes: int, elem_bytes: int) -> tuple[int, int]:
+    """(DRAM requests, elements read) for channels [c0, c0+tc) of one interior output pixel of a packed
+    im2col view: maximal runs of consecutive addresses, each split into requests."""
+    axes = [np.zeros(1, dtype=np.int64)] * len(view.out_shape)
+    env = [np.arange(c0, c0 + tc) if a == 1 else axes[a] + e // 2 for a, e in enumerate(view.out_shape)]
+    env[0] = axes[0]
+    offsets = np.broadcast_to(view.flat_offset().evaluate(env), (tc,)).astype(np.int64)
+    valid = np.ones(tc, dtype=bool)
+    for cond in view.conditions:
+        value = np.broadcast_to(cond.expr.evaluate(env), (tc,))
+        valid &= (value >= cond.lo) & (value < cond.hi)
+    requests, run, prev = 0, 0, None
+    for ok, off in zip(valid, offsets):
+        if ok and prev is not None and off == prev + 1 and (run + 1) * elem_bytes <= request_bytes:
+            run += 1
+        elif ok:
+            requests, run = requests + 1, 1
+        prev = off if ok else None
+    return requests, int(valid.sum())
 
 
 def flat_units(frame: np.ndarray, lanes: int) -> np.ndarray:
@@ -61,8 +92,17 @@ class GemminiEmitter:
     def load_x(self, box, region, s: TileShape):
         ncb, _ = self._blocks(s)
         n = ncb * s.tb * s.rows * s.cols
-        return [Load("mvin", "LD", "dram_to_spad", Region(region.buffer, region.start, n), box,
-                     lambda f: a_units(f, self.dim), primitives=-(-n // self.dim))]
+        dst, arrange = Region(region.buffer, region.start, n), lambda f: a_units(f, self.dim)
+        if any(part.startswith(TAP_PACKING) for part in box.view.parts):
+            path = self.target.path("dram_to_spad")
+            runs, elements = runs_per_pixel(box.view, box.starts[1], s.tc, path.request_bytes, box.elem_bytes)
+            pixels = s.tb * s.rows * s.cols
+            return [GatherLoad("mvin", "LD", "dram_to_spad", dst, box, arrange, primitives=pixels * runs,
+                               nbytes=pixels * elements * box.elem_bytes, runs=pixels * runs)]
+        repeats = pixel_repeats(box.view)  # the DMA reads each pixel once; the spad writes repeat it
+        if repeats > 1:
+            box = dataclasses.replace(box, density=box.density / repeats)
+        return [Load("mvin", "LD", "dram_to_spad", dst, box, arrange, primitives=-(-n // self.dim))]
 
     def load_w(self, box, region, s: TileShape):
         _, nkb = self._blocks(s)
