@@ -35,11 +35,11 @@ VENDOR = {  # what the vendor stacks do (reference/targets.md §1.6, §2.7, §3.
 }
 
 
-def _emitter(target):
+def _emitter(target, vendor: bool = False):
     if target.isa == "gemmini":
         from .emit_gemmini import GemminiEmitter
 
-        return GemminiEmitter(target)
+        return GemminiEmitter(target, vendor_loops=vendor)
     if target.isa == "vta":
         from .emit_vta import VtaEmitter
 
@@ -112,7 +112,7 @@ def _compile(problem: ConvProblem, direction: Direction, t, algorithm: str, vend
         plan = GEMMINI_PLANS[algorithm](problem, layouts, t.intrinsic["k"])
     else:
         plan = make_plan(problem, direction, algorithm, layouts=layouts)
-    emitter = _emitter(t)
+    emitter = _emitter(t, vendor)
     stages = normalize(plan)
     dtypes = tensor_dtypes(plan, stages, problem.dtypes[0], problem.dtypes[2])
     lowering = Lowering(emitter, elem_bytes(dtypes))
