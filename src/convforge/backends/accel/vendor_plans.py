@@ -69,7 +69,7 @@ def gemmini_tap_packing(p: ConvProblem, layouts: dict[str, str], lanes: int):
     def tap(ct):
         lane = ct % lanes
         t = (ct // lanes) * per + lane // c
-        return lane % c, t // p.s, t % p.s, [Condition(lane, 0, per * c)]
+        return lane % c, t // p.s, t % p.s, [Condition(lane, 0, per * c), Condition(t, 0, p.r * p.s)]
 
     def x_of(n, ct, i, j):
         ch, r, s, used = tap(ct)
