@@ -71,12 +71,14 @@ def unflat(units: np.ndarray, sizes) -> np.ndarray:
     return units.ravel()[:math.prod(sizes)].reshape(sizes)
 
 
+MAX_WINDOW_COPIES = 9  # filter taps of a flat tile: one mvin sequence each (a 3x3 filter, or a filter tile)
+
+
 class GemminiEmitter:
     """`vendor_loops`: the execute loop is LoopConv's (pairs never span output rows). Otherwise a stride-1
-    core whose tiles are 1x1 or narrower than the array runs `flat` (explicit preload/compute pairs
-    instead of loop_conv_ws): A holds one window copy per filter tap (the DMA loads each), so every
-    tap's pairs take DIM-row chunks of all the tile's output pixels and skip the rows that read padding
-    only."""
+    core with 1x1, narrow or short tiles (see `flat`) runs flat (explicit preload/compute pairs instead
+    of loop_conv_ws): A holds one window copy per filter tap (the DMA loads each), so every tap's pairs
+    take DIM-row chunks of all the tile's output pixels and skip the rows that read padding only."""
 
     def __init__(self, target, vendor_loops: bool = False):
         self.target = target
@@ -90,7 +92,11 @@ class GemminiEmitter:
 
     # ------------------------------------------------------------------ footprints
     def flat(self, g, t: Tile) -> bool:
-        return not self.vendor_loops and g.stride == (1, 1) and (t.r * t.s == 1 or t.q < self.dim)
+        """Flat pays where LoopConv's row-bound pairs waste array rows (a tile narrower than the array) or
+        where whole filter rows read padding (tiles of one or two output rows at the image border); a
+        1x1 tile's halo already is its only window."""
+        short = (t.q < self.dim or t.p <= 2) and t.r * t.s <= MAX_WINDOW_COPIES
+        return not self.vendor_loops and g.stride == (1, 1) and (t.r * t.s == 1 or short)
 
     def units(self, g, t: Tile) -> dict[str, int]:
         rows, cols = halo(g, t.p, t.q, t.r, t.s)
