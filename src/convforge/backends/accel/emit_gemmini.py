@@ -38,9 +38,11 @@ def _rows_inside(box, s: TileShape) -> tuple[tuple[int, int], ...]:
     return tuple(ranges)
 
 
-def runs_per_pixel(view, c0: int, tc: int, request_bytes: int, elem_bytes: int) -> tuple[int, int]:
-    """(DRAM requests, elements read) for channels [c0, c0+tc) of one interior output pixel of a packed
-    im2col view: maximal runs of consecutive addresses, each split into requests."""
+def runs_per_pixel(view, c0: int, tc: int, lanes: int) -> tuple[int, int]:
+    """(mvin rows, elements read) for channels [c0, c0+tc) of one interior output pixel of a packed
+    im2col view. A spad row of `lanes` channels is assembled from the maximal runs of consecutive DRAM
+    addresses in it; an mvin writes `len` elements at lane offset pr*len (pixel_repeats' column shift),
+    so a run starting at lane o goes in pieces whose length divides their start (see `aligned_pieces`)."""
     axes = [np.zeros(1, dtype=np.int64)] * len(view.out_shape)
     env = [np.arange(c0, c0 + tc) if a == 1 else axes[a] + e // 2 for a, e in enumerate(view.out_shape)]
     env[0] = axes[0]
@@ -49,14 +51,24 @@ def runs_per_pixel(view, c0: int, tc: int, request_bytes: int, elem_bytes: int) 
     for cond in view.conditions:
         value = np.broadcast_to(cond.expr.evaluate(env), (tc,))
         valid &= (value >= cond.lo) & (value < cond.hi)
-    requests, run, prev = 0, 0, None
-    for ok, off in zip(valid, offsets):
-        if ok and prev is not None and off == prev + 1 and (run + 1) * elem_bytes <= request_bytes:
-            run += 1
+    runs: list[list[int]] = []  # [start lane, length]
+    for i, (ok, off) in enumerate(zip(valid, offsets)):
+        lane = (c0 + i) % lanes
+        if ok and runs and lane > 0 and valid[i - 1] and off == offsets[i - 1] + 1:
+            runs[-1][1] += 1
         elif ok:
-            requests, run = requests + 1, 1
-        prev = off if ok else None
-    return requests, int(valid.sum())
+            runs.append([lane, 1])
+    return sum(aligned_pieces(start, length) for start, length in runs), int(valid.sum())
+
+
+def aligned_pieces(start: int, length: int) -> int:
+    """mvins for `length` elements at lane `start`: each takes the longest piece whose length divides
+    its start lane (any length at lane 0)."""
+    pieces = 0
+    while length:
+        piece = length if start == 0 else max(d for d in range(1, length + 1) if start % d == 0)
+        start, length, pieces = start + piece, length - piece, pieces + 1
+    return pieces
 
 
 def flat_units(frame: np.ndarray, lanes: int) -> np.ndarray:
@@ -131,8 +143,7 @@ class GemminiEmitter:
             if s.tr * s.ts > 1:
                 return self._tap_copies(box, dst, s)
         if any(part.startswith(TAP_PACKING) for part in box.view.parts):
-            path = self.target.path("dram_to_spad")
-            runs, elements = runs_per_pixel(box.view, box.starts[1], s.tc, path.request_bytes, box.elem_bytes)
+            runs, elements = runs_per_pixel(box.view, box.starts[1], s.tc, self.dim)
             pixels = s.tb * s.rows * s.cols
             return [GatherLoad("mvin", "LD", "dram_to_spad", dst, box, arrange, primitives=pixels * runs,
                                nbytes=pixels * elements * box.elem_bytes, runs=pixels * runs)]
