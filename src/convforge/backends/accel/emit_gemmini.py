@@ -43,9 +43,7 @@ def runs_per_pixel(view, c0: int, tc: int, lanes: int) -> tuple[int, int]:
     im2col view. A spad row of `lanes` channels is assembled from the maximal runs of consecutive DRAM
     addresses in it; an mvin writes `len` elements at lane offset pr*len (pixel_repeats' column shift),
     so a run starting at lane o goes in pieces whose length divides their start (see `aligned_pieces`)."""
-    axes = [np.zeros(1, dtype=np.int64)] * len(view.out_shape)
-    env = [np.arange(c0, c0 + tc) if a == 1 else axes[a] + e // 2 for a, e in enumerate(view.out_shape)]
-    env[0] = axes[0]
+    env = [np.array([0]), np.arange(c0, c0 + tc)] + [np.array([e // 2]) for e in view.out_shape[2:]]
     offsets = np.broadcast_to(view.flat_offset().evaluate(env), (tc,)).astype(np.int64)
     valid = np.ones(tc, dtype=bool)
     for cond in view.conditions:
