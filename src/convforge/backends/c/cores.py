@@ -146,6 +146,9 @@ class FwdCore:
             else:
                 lines.extend(f"  vst(y + {j} * P * Qp * V + {i} * V, a{j}_{i});" for i in range(qb))
         lines.append("}")
+        chunk = "1"
+        if self.y_nchw:
+            chunk = str(max(1, 64 // qb)) + (" * kgroups" if self.order.endswith("k") else "")
         if self.y_nchw:
             y_base = f"(((n * G + gg) * Kg + kg * {kb} * V) * P + p) * Q"
             y_step, kvalid = f"{qb}", f"Kg - kg * {kb} * V"
@@ -161,9 +164,12 @@ void {self.symbol}(const float* restrict x, const float* restrict w, float* rest
              Qp = g[9], sw = g[11], Cg = g[14], Kg = g[15], Q = g[16];
   (void)Cg; (void)Kg; (void)sw; (void)Hp; (void)Wp;
   const long kgroups = Kgp / {kb}, qblocks = Qp / {qb}, tasks = N * G * kgroups * P * qblocks;
-  /* one task = one register tile; dynamic: a thread that loses its core to another process does
-     not hold the others back */
-  #pragma omp parallel for schedule(dynamic, 1)
+  /* one task = one register tile; in place, neighbouring tiles share cache lines of an NCHW row,
+     so a thread takes ~64 columns of a row at a time (all their k-block groups when those vary
+     fastest), keeping 16 chunks per team member for balance; dynamic: a thread that loses its
+     core to another process does not hold the others back */
+  const long want = {chunk}, chunk = want < tasks / 16 ? want : (tasks >= 16 ? tasks / 16 : 1);
+  #pragma omp parallel for schedule(dynamic, chunk)
   for (long t = 0; t < tasks; t++) {{
 {task_indices(self.order, {"n": "N * G", "k": "kgroups", "p": "P * qblocks"})}
     const long gg = ng % G, n = ng / G, p = pq / qblocks, qb = pq % qblocks;
