@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,9 +29,9 @@ class SimError(ValueError):
     """An illegal program: the message names the instruction and the fault."""
 
 
-@dataclass(frozen=True)
-class Region:
-    """`count` units of on-chip buffer `buffer` from unit `start`."""
+class Region(NamedTuple):
+    """`count` units of on-chip buffer `buffer` from unit `start` (a tuple: hashed and compared in C,
+    which the simulator does for every instruction)."""
 
     buffer: str
     start: int
@@ -126,6 +127,8 @@ class Machine:
         self.dram_times: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # write end, read end
         self.cache: dict = {}  # functional helpers keyed by (tensor, view): gathered arrays, indices
         self.current: tuple[int, Instruction | None] = (0, None)
+        self._checked: set[Region] = set()  # regions already found inside their buffer and aligned
+        self._filled: set[Region] = set()  # regions written as a whole (a read of one needs no unit scan)
 
     # ------------------------------------------------------------------ faults
     def fault(self, message: str) -> SimError:
@@ -155,8 +158,12 @@ class Machine:
             raise self.fault(f"runs on engine {ins.engine!r}, which target {self.target.name} lacks")
         reads, writes = ins.reads(), ins.writes()
         for region in reads + writes:
-            self._check_region(region)
+            if region not in self._checked:
+                self._check_region(region)
+                self._checked.add(region)
         for region in reads:
+            if region in self._filled:
+                continue
             written = self.buffers[region.buffer].written[region.start:region.start + region.count]
             if not written.all():
                 first = region.start + int(np.argmin(written))
@@ -180,9 +187,11 @@ class Machine:
             self.tokens[queue].append(end)
         self._record(reads, writes, ins, end)
         for region in writes:
-            b = self.buffers[region.buffer]
-            b.written[region.start:region.start + region.count] = True
-            b.high = max(b.high, region.start + region.count)
+            if region not in self._filled:
+                self._filled.add(region)
+                b = self.buffers[region.buffer]
+                b.written[region.start:region.start + region.count] = True
+                b.high = max(b.high, region.start + region.count)
         self.stats.instructions += 1
         self.stats.primitives += ins.primitives
         ins.account(self.stats)
@@ -202,12 +211,18 @@ class Machine:
 
     # ------------------------------------------------------------------ dependencies
     def _hazards(self, reads, writes, ins: Instruction) -> float:
+        """Earliest start allowed by RAW (reads, writes) and WAR (writes) on overlapping live intervals."""
         ready = 0.0
-        for region, is_write in [(r, False) for r in reads] + [(w, True) for w in writes]:
+        for region in reads:
+            lo, hi = region.start, region.start + region.count
+            for iv in self.buffers[region.buffer].intervals:
+                if iv[0] < hi and lo < iv[1] and iv[2] > ready:
+                    ready = iv[2]
+        for region in writes:
             lo, hi = region.start, region.start + region.count
             for iv in self.buffers[region.buffer].intervals:
                 if iv[0] < hi and lo < iv[1]:
-                    ready = max(ready, iv[2], iv[3] if is_write else 0.0)
+                    ready = max(ready, iv[2], iv[3])
         for name in ins.dram_reads():
             ready = max(ready, self.dram_times[name][0])
         for name in ins.dram_writes():
@@ -225,7 +240,8 @@ class Machine:
             ivs = self.buffers[region.buffer].intervals
             for iv in ivs:
                 if iv[0] == lo and iv[1] == hi:
-                    iv[3] = max(iv[3], end)
+                    if end > iv[3]:
+                        iv[3] = end
                     break
             else:
                 ivs.append([lo, hi, 0.0, end])

@@ -55,11 +55,11 @@ class DavinciEmitter:
 
     # ------------------------------------------------------------------ footprints
     def units(self, g, t: Tile) -> dict[str, int]:
-        """L1 holds the whole tile; L0A/L0B/L0C one cube step: one 16-channel block, every tap."""
+        """L1 holds the whole tile (every channel block and tap); L0A/L0B/L0C hold one cube step, which
+        is one 16-channel block and at least one tap (`taps_per_step` takes as many as fit)."""
         rows, cols = halo(g, t.p, t.q, t.r, t.s)
         ncb, nkb = -(-t.c // F), -(-t.k // F)
-        step = TileShape(t.b, t.p, t.q, t.k, min(t.c, F), t.r, t.s, g.stride, g.dilation,
-                         tuple((r, s) for r in range(t.r) for s in range(t.s)))
+        step = TileShape(t.b, t.p, t.q, t.k, min(t.c, F), 1, 1, g.stride, g.dilation, ((0, 0),))
         return {"x": t.b * ncb * rows * cols, "w": ncb * t.r * t.s * nkb * F, "L0A": l0a_units(step),
                 "L0B": l0b_units(step), "L0C": l0c_units(step)}
 
@@ -68,8 +68,16 @@ class DavinciEmitter:
         mkn = self.target.limits["max_mad_mkn"]
         return (2 * (u["x"] + u["w"]) <= self.l1.depth and 2 * _aligned(u["L0A"]) <= self.l0a.depth
                 and 2 * _aligned(u["L0B"]) <= self.l0b.depth and 2 * _aligned(u["L0C"]) <= self.l0c.depth
-                and 2 * u["L0C"] <= self.ub.depth and t.b * t.p * t.q <= mkn and F * t.r * t.s <= mkn
-                and t.k <= mkn)
+                and 2 * u["L0C"] <= self.ub.depth and t.b * t.p * t.q <= mkn and t.k <= mkn)
+
+    def taps_per_step(self, s: TileShape) -> int:
+        """Taps one cube step takes: as many as the L0A / L0B halves and the mmad k field (16 per tap)
+        allow, balanced over the steps (9 taps at most 4 a step -> 3, 3, 3)."""
+        one = TileShape(s.tb, s.tp, s.tq, s.tk, F, 1, 1, s.stride, s.dilation, ((0, 0),))
+        most = min(self.l0a.depth // 2 // l0a_units(one), self.l0b.depth // 2 // l0b_units(one),
+                   self.target.limits["max_mad_mkn"] // F)
+        steps = -(-len(s.taps) // max(1, most))
+        return -(-len(s.taps) // steps)
 
     def regions(self, g, t: Tile) -> dict[str, list[Region]]:
         u = self.units(g, t)
@@ -94,17 +102,21 @@ class DavinciEmitter:
         return [Load("copy_gm_to_cbuf", "MTE2", "gm_to_l1", Region("L1", region.start, n), box, fractal_z_units)]
 
     def compute(self, x, w, y, s: TileShape, accumulate: bool):
-        """One cube step per 16-channel block: img2col of that block's slice, its weight fractals, mmad."""
+        """Cube steps over (16-channel block, run of taps): img2col of that block's slice for those
+        taps, their weight fractals, one mmad accumulating into the tile's L0C half."""
         ncb, nkb = -(-s.tc // F), -(-s.tk // F)
         x_block, w_block = s.tb * s.rows * s.cols, s.tr * s.ts * nkb * F
         c = Region("L0C", y.start, l0c_units(s))
+        per_step = self.taps_per_step(s)
         program = []
         for cb in range(ncb):
-            step = TileShape(s.tb, s.tp, s.tq, s.tk, min(F, s.tc - cb * F), s.tr, s.ts, s.stride, s.dilation, s.taps)
-            a, b = self._next("L0A", l0a_units(step)), self._next("L0B", l0b_units(step))
-            program += [Load3d(Region("L1", x.start + cb * x_block, x_block), a, step),
-                        Load2d(Region("L1", w.start + cb * w_block, w_block), b, step),
-                        Mmad(a, b, c, step, accumulate or cb > 0)]
+            for first in range(0, len(s.taps), per_step):
+                step = TileShape(s.tb, s.tp, s.tq, s.tk, min(F, s.tc - cb * F), s.tr, s.ts, s.stride, s.dilation,
+                                 s.taps[first:first + per_step])
+                a, b = self._next("L0A", l0a_units(step)), self._next("L0B", l0b_units(step))
+                program += [Load3d(Region("L1", x.start + cb * x_block, x_block), a, step),
+                            Load2d(Region("L1", w.start + cb * w_block, w_block), b, step),
+                            Mmad(a, b, c, step, accumulate or cb > 0 or first > 0)]
         return program
 
     def clear(self, region, s: TileShape):
