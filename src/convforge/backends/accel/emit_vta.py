@@ -8,6 +8,8 @@ micro-ops write different acc entries.
 
 from __future__ import annotations
 
+from itertools import product
+
 import numpy as np
 
 from ...layouts import IndexMap
@@ -59,10 +61,11 @@ class VtaEmitter:
 
     # ------------------------------------------------------------------ footprints
     def units(self, g, t: Tile) -> dict[str, int]:
+        """Buffer entries of one tile; "uop" is the largest single GEMM (the row form's micro-ops)."""
         rows, cols = halo(g, t.p, t.q, t.r, t.s)
         ncb, nkb = -(-t.c // BLOCK), -(-t.k // BLOCK)
         return {"x": t.b * ncb * rows * cols, "w": nkb * ncb * t.r * t.s, "y": t.b * nkb * t.p * t.q,
-                "uop": ncb * t.r * t.s * t.b * nkb * t.q, "cols": cols}
+                "uop": t.b * nkb * t.q, "cols": cols}
 
     def fits(self, g, t: Tile) -> bool:
         u = self.units(g, t)
@@ -101,39 +104,68 @@ class VtaEmitter:
         return Region("acc", region.start, s.tb * -(-s.tk // BLOCK) * s.tp * s.tq)
 
     def compute(self, x, w, y, s: TileShape, accumulate: bool):
+        """GEMMs for one reduction step, in the form with fewer instructions that the uop memory holds:
+
+        * tap form: micro-ops enumerate the tile's output pixels (b, kb, p, q), iter_out / iter_in walk
+          the filter rows / columns, one GEMM per (channel block, run of taps);
+        * row form: micro-ops enumerate (b, kb, q), iter_out walks the output rows, iter_in the filter
+          columns, one GEMM per (channel block, filter row, run of columns).
+        Either way consecutive micro-ops write different acc entries (no pipeline read-after-write)."""
         ncb, nkb = -(-s.tc // BLOCK), -(-s.tk // BLOCK)
-        out = [] if accumulate else [Fill("GEMM.reset", "COMPUTE", self._y(y, s), self.target.timing["gemm_ii"])]
-        rows_of = sorted({r for r, _ in s.taps})
-        groups = []  # (cb, r, s0, ns)
-        for r in rows_of:
-            cols = sorted(c for rr, c in s.taps if rr == r)
-            runs = [[cols[0], 1]]
-            for c in cols[1:]:
-                if c == runs[-1][0] + runs[-1][1]:
-                    runs[-1][1] += 1
-                else:
-                    runs.append([c, 1])
-            groups += [(cb, r, s0, ns) for cb in range(ncb) for s0, ns in runs]
+        half = self.uop.depth // 2
+        taps_form = s.tb * nkb * s.tp * s.tq <= half
+        rows = sorted({r for r, _ in s.taps})
+        cols = sorted({c for _, c in s.taps})
+        if len(s.taps) != len(rows) * len(cols):
+            raise ValueError(f"VTA lowering expects a grid of taps, got {s.taps}")
+        lim = self.target.limits
         (sh, sw), (dh, dw) = s.stride, s.dilation
-        b, kb, q = np.meshgrid(np.arange(s.tb), np.arange(nkb), np.arange(s.tq), indexing="ij")
-        b, kb, q = b.ravel(), kb.ravel(), q.ravel()
-        words, spans = [], []
-        for cb, r, s0, _ns in groups:
+        if taps_form:
+            row_runs = _runs(rows, lambda step: step * dh * s.cols < (1 << lim["src_factor_bits"])
+                             and step * s.ts < (1 << lim["wgt_factor_bits"]))
+        else:
+            row_runs = [(r, 1, 1) for r in rows]
+        col_runs = _runs(cols, lambda step: step * dw < (1 << lim["src_factor_bits"])
+                         and step < (1 << lim["wgt_factor_bits"]))
+        if taps_form:
+            b, kb, p, q = (a.ravel() for a in np.meshgrid(np.arange(s.tb), np.arange(nkb), np.arange(s.tp),
+                                                            np.arange(s.tq), indexing="ij"))
+            dst = y.start + ((b * nkb + kb) * s.tp + p) * s.tq + q
+            pixel = p * sh * s.cols + q * sw
+        else:
+            b, kb, q = (a.ravel() for a in np.meshgrid(np.arange(s.tb), np.arange(nkb), np.arange(s.tq),
+                                                         indexing="ij"))
             dst = y.start + (b * nkb + kb) * s.tp * s.tq + q
-            src = x.start + (b * ncb + cb) * s.rows * s.cols + r * dh * s.cols + s0 * dw + q * sw
-            wgt = w.start + ((kb * ncb + cb) * s.tr + r) * s.ts + s0
-            words.append(pack_uops(dst, src, wgt))
-            spans.append(len(b))
-        table = np.concatenate(words)
-        out += self._uops(table)
-        base, pos = self._uop_half * (self.uop.depth // 2), 0
+            pixel = q * sw
+        jobs = []  # (uop words, iter_out, iter_in, dst/src/wgt factors, MACs)
+        for cb in range(ncb):
+            chans = min(BLOCK, s.tc - cb * BLOCK)
+            for (r0, rstep, nr), (c0, cstep, nc) in product(row_runs, col_runs):
+                src = x.start + (b * ncb + cb) * s.rows * s.cols + r0 * dh * s.cols + c0 * dw + pixel
+                wgt = w.start + ((kb * ncb + cb) * s.tr + r0) * s.ts + c0
+                words = pack_uops(dst, src, wgt)
+                macs = s.tb * s.tp * s.tq * s.tk * chans * nr * nc
+                col_src, col_wgt = (cstep * dw, cstep) if nc > 1 else (0, 0)
+                if taps_form:
+                    row_src, row_wgt = (rstep * dh * s.cols, rstep * s.ts) if nr > 1 else (0, 0)
+                    jobs.append((words, nr, nc, (0, 0), (row_src, col_src), (row_wgt, col_wgt), macs))
+                else:
+                    jobs.append((words, s.tp, nc, (s.tq, 0), (sh * s.cols, col_src), (0, col_wgt), macs))
+        out = [] if accumulate else [Fill("GEMM.reset", "COMPUTE", self._y(y, s), self.target.timing["gemm_ii"])]
         x_region = Region("inp", x.start, s.tb * ncb * s.rows * s.cols)
         w_region = Region("wgt", w.start, nkb * ncb * s.tr * s.ts)
-        for (cb, _r, _s0, ns), n in zip(groups, spans):
-            chans = min(BLOCK, s.tc - cb * BLOCK)
-            out.append(Gemm(base + pos, base + pos + n, s.tp, ns, (s.tq, 0), (sh * s.cols, dw), (0, 1),
-                            self._y(y, s), x_region, w_region, s.tb * s.tp * s.tq * s.tk * chans * ns))
-            pos += n
+        while jobs:  # as many GEMMs as one uop table (a uop half) holds
+            n, size = 0, 0
+            while n < len(jobs) and size + jobs[n][0].size <= half:
+                size += jobs[n][0].size
+                n += 1
+            batch, jobs = jobs[:n], jobs[n:]
+            out += self._uops(np.concatenate([j[0] for j in batch]))
+            pos = self._uop_half * half
+            for words, iter_out, iter_in, dst_f, src_f, wgt_f, macs in batch:
+                out.append(Gemm(pos, pos + words.size, iter_out, iter_in, dst_f, src_f, wgt_f,
+                                self._y(y, s), x_region, w_region, macs))
+                pos += words.size
         return out
 
     def _uops(self, table: np.ndarray):
@@ -209,3 +241,20 @@ class VtaEmitter:
 
         return bound_tile(g, self, self.inp.depth // 2 * BLOCK, self.acc.depth // 2 * BLOCK)
 
+
+
+def _runs(values: list[int], step_ok) -> list[tuple[int, int, int]]:
+    """Split sorted `values` into arithmetic runs (first, step, count) a GEMM loop can walk; a step
+    whose loop factor does not fit its ISA field (`step_ok` False) gives runs of one."""
+    runs: list[tuple[int, int, int]] = []
+    for v in values:
+        if runs:
+            first, step, count = runs[-1]
+            if count == 1 and step_ok(v - first):
+                runs[-1] = (first, v - first, 2)
+                continue
+            if count > 1 and v == first + step * count:
+                runs[-1] = (first, step, count + 1)
+                continue
+        runs.append((v, 1, 1))
+    return runs
