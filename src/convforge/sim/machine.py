@@ -14,13 +14,16 @@ writes, its cost in cycles and its functional effect. The machine runs a program
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict, deque
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
 from ..targets import Target
+from .blas import one_thread
 
 NUMPY = {"i8": np.int8, "i32": np.int32, "f16": np.float16, "f32": np.float32}
 
@@ -144,16 +147,21 @@ class Machine:
         return self.buffers[region.buffer].data[region.start:region.start + region.count]
 
     # ------------------------------------------------------------------ running
-    def run(self, program) -> Stats:
-        for index, ins in enumerate(program):
-            self.current = (index, ins)
-            self.step(ins)
+    def run(self, program, give_up_after: float | None = None) -> Stats | None:
+        """Run `program`; with `give_up_after`, stop and return None as soon as the makespan passes
+        it (a tile search needs no exact count for a candidate that already lost)."""
+        with one_thread() if self.functional else nullcontext():
+            for index, ins in enumerate(program):
+                self.current = (index, ins)
+                if self.step(ins) > (give_up_after if give_up_after is not None else math.inf):
+                    return None
         self.stats.cycles = max(self.free.values())
         for name, b in self.buffers.items():
             self.stats.peak_bytes[name] = b.high * b.spec.unit_bytes
         return self.stats
 
-    def step(self, ins: Instruction) -> None:
+    def step(self, ins: Instruction) -> float:
+        """Check, time and (when functional) execute one instruction; returns its end cycle."""
         if ins.engine not in self.free:
             raise self.fault(f"runs on engine {ins.engine!r}, which target {self.target.name} lacks")
         reads, writes = ins.reads(), ins.writes()
@@ -197,6 +205,7 @@ class Machine:
         ins.account(self.stats)
         if self.functional:
             ins.execute(self)
+        return end
 
     def _check_region(self, region: Region) -> None:
         b = self.buffer(region.buffer)
