@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict, deque
+from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -45,8 +46,9 @@ class Region(NamedTuple):
 
 
 @dataclass
-class Stats:
-    """Counters of one run (the names are the documented `kernel.stats` keys)."""
+class Stats(Mapping):
+    """Counters of one run: attributes, and a read-only mapping of the same names (`kernel.stats`
+    is a mapping on every target)."""
 
     cycles: float = 0.0
     busy: dict[str, float] = field(default_factory=dict)
@@ -60,6 +62,15 @@ class Stats:
     @property
     def dram_bytes(self) -> int:
         return sum(v for k, v in self.bytes.items() if "dram" in k)
+
+    def __getitem__(self, key: str):
+        return self.as_dict()[key]
+
+    def __iter__(self):
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        return len(self.as_dict())
 
     def as_dict(self) -> dict:
         return {"cycles": self.cycles, "busy": dict(self.busy), "bytes": dict(self.bytes),
