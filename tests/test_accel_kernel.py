@@ -39,3 +39,22 @@ def test_call_errors_name_the_argument():
         kernel(x, w, out=np.zeros((1, 4, 3, 4), np.int32))
     with pytest.raises(TypeError, match="operand 'w' must be a numpy.ndarray"):
         kernel(x, w.tolist())
+
+
+def test_vta_with_a_small_uop_memory_uses_row_form_gemms(tmp_path):
+    """A VTA whose uop memory holds fewer micro-ops than an acc half: GEMMs fall back to one per
+    filter row (micro-ops over (b, kb, q)), still exact."""
+    from convforge.backends.accel import Tile
+    from convforge.targets import load
+
+    text = open(load("vta").source).read()
+    assert "[buffers.uop]\nbytes = 32768" in text
+    text = text.replace("[buffers.uop]\nbytes = 32768", "[buffers.uop]\nbytes = 256")  # 64 micro-ops
+    path = tmp_path / "vta_small_uop.toml"
+    path.write_text(text)
+    p = typed(cf.ConvProblem(1, 5, 20, 9, 9, 3, 3, padding=1), "vta")
+    kernel = compile_accel(p, "fwd", str(path), algorithm="direct", tile=Tile(1, 4, 9, 20, 5, 3, 3))
+    gemms = [ins for ins in kernel.program if ins.opcode == "GEMM"]
+    assert gemms and all(g.uop_end - g.uop_bgn <= 2 * 9 for g in gemms)  # (b, kb, q) micro-ops
+    x, w = operands(p, "fwd", "vta", 3)
+    assert np.array_equal(kernel(x, w).astype(np.int64), cf.reference.fwd(p, x, w).astype(np.int64))
