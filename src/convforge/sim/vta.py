@@ -92,8 +92,9 @@ class Gemm(Instruction):
         dst = np.broadcast_to(dst, src.shape)
         inp = m.buffers["inp"].data[src.ravel()]  # [L, 16]
         lanes = np.flatnonzero(inp.any(axis=0))
-        weights = m.buffers["wgt"].data.reshape(-1, 16, 16)[:, :, lanes].astype(np.int64)  # [entry, out, lane]
-        products = np.einsum("li,loi->lo", inp[:, lanes].astype(np.int64), weights[wgt.ravel()])
+        entries, which = np.unique(wgt, return_inverse=True)  # only the weight entries the loop reads
+        weights = m.buffers["wgt"].data[entries].reshape(-1, 16, 16)[:, :, lanes].astype(np.int64)  # [e, out, lane]
+        products = np.einsum("li,loi->lo", inp[:, lanes].astype(np.int64), weights[which.ravel()])
         _accumulate(m.buffers["acc"].data, dst, products.reshape(dst.shape + (16,)))
 
     def text(self) -> str:
