@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+from itertools import product
 
 import numpy as np
 
@@ -26,7 +27,7 @@ def _openblas():
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for prefix, suffix in (("scipy_openblas", "64_"), ("scipy_openblas", ""), ("openblas", "64_"), ("openblas", "")):
+        for prefix, suffix in product(("scipy_openblas", "openblas"), ("64_", "")):
             get, put = f"{prefix}_get_num_threads{suffix}", f"{prefix}_set_num_threads{suffix}"
             if hasattr(lib, get) and hasattr(lib, put):
                 getattr(lib, put).argtypes = [ctypes.c_int]

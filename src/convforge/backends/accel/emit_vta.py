@@ -1,9 +1,10 @@
 """VTA emitter: tiles in inp / wgt / acc halves, GEMM micro-op loops for the conv taps, int32 results
 stored as four byte planes (VTA stores only the low 8 bits of acc: ALU SHR 8 between the stores).
 
-GEMM per (input-channel block cb, filter row r, run of filter columns): iter_out walks the tile's
-output rows, iter_in the filter columns, and the micro-ops enumerate (b, kb, q) so consecutive
-micro-ops write different acc entries.
+GEMM per input-channel block: the micro-ops enumerate the tile's output pixels (b, kb, p, q) and the
+two loop levels walk the filter rows and columns, so one instruction covers every tap (see `compute`
+for the per-row form used when the micro-ops do not fit). Consecutive micro-ops write different acc
+entries.
 """
 
 from __future__ import annotations
@@ -240,7 +241,6 @@ class VtaEmitter:
         from .tiling import bound_tile
 
         return bound_tile(g, self, self.inp.depth // 2 * BLOCK, self.acc.depth // 2 * BLOCK)
-
 
 
 def _runs(values: list[int], step_ok) -> list[tuple[int, int, int]]:
