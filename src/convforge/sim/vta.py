@@ -92,9 +92,9 @@ class Gemm(Instruction):
         dst = np.broadcast_to(dst, src.shape)
         inp = m.buffers["inp"].data[src.ravel()]  # [L, 16]
         lanes = np.flatnonzero(inp.any(axis=0))
-        entries, which = np.unique(wgt, return_inverse=True)  # only the weight entries the loop reads
-        weights = m.buffers["wgt"].data[entries].reshape(-1, 16, 16)[:, :, lanes].astype(np.int64)  # [e, out, lane]
-        products = np.einsum("li,loi->lo", inp[:, lanes].astype(np.int64), weights[which.ravel()])
+        first = int(wgt.min())  # only the weight entries the loop reads
+        weights = m.buffers["wgt"].data[first:int(wgt.max()) + 1].reshape(-1, 16, 16)[:, :, lanes].astype(np.int64)
+        products = np.einsum("li,loi->lo", inp[:, lanes].astype(np.int64), weights[wgt.ravel() - first])
         _accumulate(m.buffers["acc"].data, dst, products.reshape(dst.shape + (16,)))
 
     def text(self) -> str:
@@ -160,7 +160,7 @@ def _accumulate(acc: np.ndarray, dst: np.ndarray, values: np.ndarray) -> None:
         if dst.shape[axis] > 1 and (dst == dst.take([0], axis=axis)).all():
             dst, values = dst.take([0], axis=axis), values.sum(axis=axis, keepdims=True)
     dst, values = dst.ravel(), values.reshape(-1, values.shape[-1])
-    if np.unique(dst).size == dst.size:
+    if np.bincount(dst - dst.min()).max() == 1:
         acc[dst] = (acc[dst].astype(np.int64) + values).astype(np.int32)
         return
     total = acc.astype(np.int64)

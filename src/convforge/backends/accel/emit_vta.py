@@ -9,6 +9,7 @@ entries.
 
 from __future__ import annotations
 
+import math
 from itertools import product
 
 import numpy as np
@@ -107,51 +108,59 @@ class VtaEmitter:
     def compute(self, x, w, y, s: TileShape, accumulate: bool):
         """GEMMs for one reduction step, in the form with fewer instructions that the uop memory holds:
 
-        * tap form: micro-ops enumerate the tile's output pixels (b, kb, p, q), iter_out / iter_in walk
-          the filter rows / columns, one GEMM per (channel block, run of taps);
+        * tap form: micro-ops enumerate the tile's output pixels (b, kb, p, q); the two loop levels walk
+          two of (channel block, filter row, filter column), the two that leave the fewest GEMMs (a 1x1
+          core loops over channel blocks, a backward-weight core over its many taps);
         * row form: micro-ops enumerate (b, kb, q), iter_out walks the output rows, iter_in the filter
           columns, one GEMM per (channel block, filter row, run of columns).
         Either way consecutive micro-ops write different acc entries (no pipeline read-after-write)."""
         ncb, nkb = -(-s.tc // BLOCK), -(-s.tk // BLOCK)
         half = self.uop.depth // 2
-        taps_form = s.tb * nkb * s.tp * s.tq <= half
         rows = sorted({r for r, _ in s.taps})
         cols = sorted({c for _, c in s.taps})
         if len(s.taps) != len(rows) * len(cols):
             raise ValueError(f"VTA lowering expects a grid of taps, got {s.taps}")
         lim = self.target.limits
         (sh, sw), (dh, dw) = s.stride, s.dilation
-        if taps_form:
-            row_runs = _runs(rows, lambda step: step * dh * s.cols < (1 << lim["src_factor_bits"])
-                             and step * s.ts < (1 << lim["wgt_factor_bits"]))
-        else:
-            row_runs = [(r, 1, 1) for r in rows]
-        col_runs = _runs(cols, lambda step: step * dw < (1 << lim["src_factor_bits"])
-                         and step < (1 << lim["wgt_factor_bits"]))
-        if taps_form:
+
+        def fits(src_step: int, wgt_step: int) -> bool:
+            return src_step < (1 << lim["src_factor_bits"]) and wgt_step < (1 << lim["wgt_factor_bits"])
+
+        # loop axes: (runs (first, step, count), src units per step, wgt units per step)
+        blocks = (_runs(list(range(ncb)), lambda d: fits(d * s.rows * s.cols, d * s.tr * s.ts)), s.rows * s.cols,
+                  s.tr * s.ts)
+        taps_rows = (_runs(rows, lambda d: fits(d * dh * s.cols, d * s.ts)), dh * s.cols, s.ts)
+        taps_cols = (_runs(cols, lambda d: fits(d * dw, d)), dw, 1)
+        if s.tb * nkb * s.tp * s.tq <= half:  # tap form
             b, kb, p, q = (a.ravel() for a in np.meshgrid(np.arange(s.tb), np.arange(nkb), np.arange(s.tp),
                                                             np.arange(s.tq), indexing="ij"))
             dst = y.start + ((b * nkb + kb) * s.tp + p) * s.tq + q
             pixel = p * sh * s.cols + q * sw
-        else:
+            axes = _two_loops([blocks, taps_rows, taps_cols])
+            output_rows = None
+        else:  # row form: output rows in iter_out, filter columns in iter_in
             b, kb, q = (a.ravel() for a in np.meshgrid(np.arange(s.tb), np.arange(nkb), np.arange(s.tq),
                                                          indexing="ij"))
             dst = y.start + (b * nkb + kb) * s.tp * s.tq + q
             pixel = q * sw
+            axes = [_singles(blocks), _singles(taps_rows), taps_cols]
+            output_rows = (s.tp, s.tq, sh * s.cols)
         jobs = []  # (uop words, iter_out, iter_in, dst/src/wgt factors, MACs)
-        for cb in range(ncb):
-            chans = min(BLOCK, s.tc - cb * BLOCK)
-            for (r0, rstep, nr), (c0, cstep, nc) in product(row_runs, col_runs):
-                src = x.start + (b * ncb + cb) * s.rows * s.cols + r0 * dh * s.cols + c0 * dw + pixel
-                wgt = w.start + ((kb * ncb + cb) * s.tr + r0) * s.ts + c0
-                words = pack_uops(dst, src, wgt)
-                macs = s.tb * s.tp * s.tq * s.tk * chans * nr * nc
-                col_src, col_wgt = (cstep * dw, cstep) if nc > 1 else (0, 0)
-                if taps_form:
-                    row_src, row_wgt = (rstep * dh * s.cols, rstep * s.ts) if nr > 1 else (0, 0)
-                    jobs.append((words, nr, nc, (0, 0), (row_src, col_src), (row_wgt, col_wgt), macs))
-                else:
-                    jobs.append((words, s.tp, nc, (s.tq, 0), (sh * s.cols, col_src), (0, col_wgt), macs))
+        for (cb0, cbs, ncbs), (r0, rs, nr), (c0, cs, nc) in product(*(runs for runs, _, _ in axes)):
+            src = x.start + (b * ncb + cb0) * s.rows * s.cols + r0 * dh * s.cols + c0 * dw + pixel
+            wgt = w.start + ((kb * ncb + cb0) * s.tr + r0) * s.ts + c0
+            words = pack_uops(dst, src, wgt)
+            chans = sum(min(BLOCK, s.tc - (cb0 + i * cbs) * BLOCK) for i in range(ncbs))
+            macs = s.tb * s.tp * s.tq * s.tk * chans * nr * nc
+            looped = [(n, st * su, st * wu) for (n, st), (_, su, wu) in zip(((ncbs, cbs), (nr, rs), (nc, cs)), axes)
+                      if n > 1]
+            if output_rows is not None:
+                tp, tq, step = output_rows
+                n, src_f, wgt_f = looped[0] if looped else (1, 0, 0)
+                jobs.append((words, tp, n, (tq, 0), (step, src_f), (0, wgt_f), macs))
+            else:
+                (n1, s1, w1), (n2, s2, w2) = (looped + [(1, 0, 0), (1, 0, 0)])[:2]
+                jobs.append((words, n1, n2, (0, 0), (s1, s2), (w1, w2), macs))
         out = [] if accumulate else [Fill("GEMM.reset", "COMPUTE", self._y(y, s), self.target.timing["gemm_ii"])]
         x_region = Region("inp", x.start, s.tb * ncb * s.rows * s.cols)
         w_region = Region("wgt", w.start, nkb * ncb * s.tr * s.ts)
@@ -258,3 +267,18 @@ def _runs(values: list[int], step_ok) -> list[tuple[int, int, int]]:
                 continue
         runs.append((v, 1, 1))
     return runs
+
+
+def _singles(axis):
+    """A loop axis split into runs of one value (the axis is not looped)."""
+    runs, src_unit, wgt_unit = axis
+    return [(first + i * step, 1, 1) for first, step, count in runs for i in range(count)], src_unit, wgt_unit
+
+
+def _two_loops(axes: list) -> list:
+    """Keep the runs of the two axes whose loops leave the fewest GEMMs; split the third into singles."""
+    def gemms(kept):
+        return math.prod(len(runs) if i in kept else sum(c for _, _, c in runs) for i, (runs, _, _) in enumerate(axes))
+
+    kept = min(((0, 1), (0, 2), (1, 2)), key=gemms)
+    return [axis if i in kept else _singles(axis) for i, axis in enumerate(axes)]
