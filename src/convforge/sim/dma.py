@@ -18,9 +18,10 @@ import numpy as np
 from ..layouts import IndexMap
 
 
-def _index(m, tensor: str, view: IndexMap):
-    """Source indices and validity of a whole view, cached per run (the tensors do not move)."""
-    key = ("index", tensor, id(view))
+def _index(m, view: IndexMap):
+    """Source indices and validity of a whole view, cached per run (one view may serve several
+    tensors: VTA's byte planes of one result)."""
+    key = ("index", id(view))
     if key not in m.cache:
         m.cache[key] = view.source_indices()
     return m.cache[key]
@@ -74,7 +75,7 @@ class Box:
     # ---------------------------------------------------------------- function
     def frame(self, m) -> np.ndarray:
         """The box's values (zeros outside the operand) as a dense array of shape `sizes`."""
-        index, mask = _index(m, self.tensor, self.view)
+        index, mask = _index(m, self.view)
         out = np.zeros(self.sizes, dtype=m.dram[self.tensor].dtype)
         (src, dst) = _slices(self.starts, self.sizes, self.clamped())
         if src is None:
@@ -87,7 +88,7 @@ class Box:
 
     def store(self, m, values: np.ndarray, accumulate: bool = False) -> None:
         """Write `values` (shape `sizes`) to the tensor through the view (the valid part only)."""
-        index, mask = _index(m, self.tensor, self.view)
+        index, mask = _index(m, self.view)
         src, dst = _slices(self.starts, self.sizes, self.clamped())
         if src is None:
             return

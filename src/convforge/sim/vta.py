@@ -78,8 +78,8 @@ class Gemm(Instruction):
 
     def execute(self, m: Machine) -> None:
         """All micro-ops of the loop at once: products in exact integers, summed per acc entry, added
-        with int32 wrap-around. Input lanes that are zero in every micro-op (channel padding) are left
-        out of the products, which changes no sum."""
+        with int32 wrap-around. Input lanes that are zero in the whole declared inp region (channel
+        padding) are left out of the products, which changes no sum."""
         d0, s0, w0 = unpack_uops(m.buffers["uop"].data[self.uop_bgn:self.uop_end, 0])
         y = np.arange(self.iter_out)[:, None, None]
         x = np.arange(self.iter_in)[None, :, None]
@@ -89,13 +89,13 @@ class Gemm(Instruction):
         for name, index, region in (("dst", dst, self.acc), ("src", src, self.inp), ("wgt", wgt, self.wgt)):
             if index.min() < region.start or index.max() >= region.start + region.count:
                 raise m.fault(f"micro-op {name} index {int(index.max())} leaves its declared region {region}")
-        dst = np.broadcast_to(dst, src.shape)
-        inp = m.buffers["inp"].data[src.ravel()]  # [L, 16]
-        lanes = np.flatnonzero(inp.any(axis=0))
+        # float32 is exact here: at most 16 products of int8 values per micro-op (< 2**19)
+        lanes = np.flatnonzero(m.units(self.inp).any(axis=0))
+        inp = m.units(self.inp)[:, lanes].astype(np.float32)[src - self.inp.start]  # [out, in, uops, lanes]
         first = int(wgt.min())  # only the weight entries the loop reads
-        weights = m.buffers["wgt"].data[first:int(wgt.max()) + 1].reshape(-1, 16, 16)[:, :, lanes].astype(np.int64)
-        products = np.einsum("li,loi->lo", inp[:, lanes].astype(np.int64), weights[wgt.ravel() - first])
-        _accumulate(m.buffers["acc"].data, dst, products.reshape(dst.shape + (16,)))
+        weights = m.buffers["wgt"].data[first:int(wgt.max()) + 1].reshape(-1, 16, 16)[:, :, lanes].astype(np.float32)
+        products = np.einsum("yxui,yxuoi->yxuo", inp, weights[wgt - first])
+        _accumulate(m.buffers["acc"].data, dst, products)
 
     def text(self) -> str:
         return (f"GEMM uop[{self.uop_bgn}:{self.uop_end}] iter {self.iter_out}x{self.iter_in} "
@@ -154,8 +154,9 @@ class Nop(Instruction):
 
 
 def _accumulate(acc: np.ndarray, dst: np.ndarray, values: np.ndarray) -> None:
-    """acc[dst] += values with int32 wrap-around; dst [iter_out, iter_in, uops], values the same + lanes.
+    """acc[dst] += values with int32 wrap-around; dst [iter_out, iter_in, uops], values the same + outputs.
     Loop axes along which dst does not move are summed first; repeated entries go through add.at."""
+    values = np.rint(values).astype(np.int64)
     for axis in (1, 0):
         if dst.shape[axis] > 1 and (dst == dst.take([0], axis=axis)).all():
             dst, values = dst.take([0], axis=axis), values.sum(axis=axis, keepdims=True)

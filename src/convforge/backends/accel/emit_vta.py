@@ -10,6 +10,7 @@ entries.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from itertools import product
 
 import numpy as np
@@ -233,6 +234,33 @@ class VtaEmitter:
     # ------------------------------------------------------------------ program
     def finish(self, program: list) -> list:
         return insert_tokens(program)
+
+    def candidates(self, g, extra: int = 8) -> list[Tile]:
+        """The shared pool, after `extra` tiles from the shared config space with each tile also grown
+        to the largest power-of-two batch that fits (a backward-weight core's batch is the input
+        channels), ranked by the shared estimate plus the fixed cycles of the instructions a tile
+        costs (DMA latency per LOAD / STORE, pipeline fill per GEMM / ALU): fewer, bigger
+        instructions win the ties the shared estimate leaves."""
+        from .tiling import candidates, estimate
+
+        shared = candidates(g, self)
+        pool = set(candidates(g, self, limit=10 ** 6))
+        for t in list(pool):
+            b = t.b
+            while b * 2 <= g.n and self.fits(g, replace(t, b=b * 2)):
+                b *= 2
+            pool.add(replace(t, b=b))
+        timing, dma = self.target.timing, self.target.path("dram_to_inp").fixed_cycles
+
+        def cost(t: Tile) -> float:
+            tiles = math.prod(-(-getattr(g, a if a != "b" else "n") // getattr(t, a)) for a in "bpqk")
+            steps = -(-g.r // t.r) * -(-g.s // t.s) * -(-g.c // t.c)
+            fixed = tiles * steps * (2 * dma + -(-t.c // BLOCK) * timing["pipeline_fill"])
+            fixed += tiles * 4 * (dma + timing["pipeline_fill"])  # byte-plane stores of an int32 result
+            return estimate(g, t, self.dim) + fixed
+
+        ranked = sorted(pool - set(shared), key=lambda t: (cost(t), repr(t)))
+        return ranked[:extra] + shared  # first: the search may run out of its instruction budget
 
     def vendor_tile(self, g) -> Tile:
         """TVM's heuristic: fitting tiles with h, w factors > 2 and the full filter, minimum DRAM bytes."""
