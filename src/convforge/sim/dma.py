@@ -93,8 +93,10 @@ class Box:
         if src is None:
             return
         keep = mask[src]
-        idx = tuple(i[src][keep] for i in index)
-        vals = values[dst][keep].astype(m.dram[self.tensor].dtype)
+        if keep.all():  # no padding or inserted zero in the box: no masked copies
+            idx, vals = tuple(i[src] for i in index), values[dst].astype(m.dram[self.tensor].dtype)
+        else:
+            idx, vals = tuple(i[src][keep] for i in index), values[dst][keep].astype(m.dram[self.tensor].dtype)
         if accumulate:
             m.dram[self.tensor][idx] += vals
         else:

@@ -59,6 +59,7 @@ class VtaEmitter:
         self.staging_elements = self.quarter * BLOCK
         self.constants: dict[str, np.ndarray] = {}
         self._uop_tables: dict[tuple, str] = {}
+        self._views: dict[tuple, IndexMap] = {}
         self._uop_resident = [None, None]
         self._uop_half = 1
 
@@ -189,7 +190,7 @@ class VtaEmitter:
         self._uop_resident[self._uop_half] = key
         name = self._uop_tables.setdefault(key, f"uops{len(self._uop_tables)}")
         self.constants[name] = table
-        view = IndexMap.identity(table.shape, name)
+        view = self._views.setdefault(table.shape, IndexMap.identity(table.shape, "uops"))  # one index per shape
         box = Box(name, view, (0,), table.shape, 4, ((1, table.size),))
         region = Region("uop", self._uop_half * (self.uop.depth // 2), table.size)
         return [Load("LOAD.uop", "COMPUTE", "dram_to_uop", region, box, lambda f: f.reshape(-1, 1))]
