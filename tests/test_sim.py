@@ -143,7 +143,7 @@ def _vta_gemm_reference(uops, iters, factors, inp, wgt, acc):
     return acc.astype(np.int32)  # two's-complement wrap-around
 
 
-@pytest.mark.parametrize("form", ["taps", "rows", "repeated_dst", "padded_lanes"])
+@pytest.mark.parametrize("form", ["taps", "rows", "repeated_dst", "padded_lanes", "shared_weights"])
 def test_vta_gemm_loop_matches_micro_op_semantics(form):
     """Every GEMM loop form the backend emits equals the micro-op loop run one micro-op at a time."""
     rng = np.random.default_rng(1)
@@ -151,12 +151,15 @@ def test_vta_gemm_loop_matches_micro_op_semantics(form):
     if form == "padded_lanes":
         inp[:, 3:] = 0  # channel padding: zero lanes
     wgt = rng.integers(-128, 128, (32, 256)).astype(np.int8)
-    acc = rng.integers(-2**31, 2**31, (16, 16)).astype(np.int32)  # wrap-around is exercised
+    acc = rng.integers(-2**31, 2**31, (64, 16)).astype(np.int32)  # wrap-around is exercised
     uops, iters, factors = {
         "taps": (pack_uops([0, 1, 2, 3], [0, 1, 8, 9], [0, 0, 16, 16]), (2, 3), ((0, 0), (8, 1), (3, 1))),
         "rows": (pack_uops([0, 1, 2], [0, 1, 2], [5, 5, 5]), (3, 2), ((4, 0), (8, 1), (0, 1))),
         "repeated_dst": (pack_uops([0, 0, 5], [0, 9, 2], [1, 2, 3]), (2, 2), ((1, 1), (3, 2), (4, 1))),
         "padded_lanes": (pack_uops([0, 1, 2, 3], [0, 1, 8, 9], [0, 0, 16, 16]), (2, 3), ((0, 0), (8, 1), (3, 1))),
+        # 32 micro-ops, 16 per weight entry: one batched product per (loop step, entry)
+        "shared_weights": (pack_uops(np.arange(32), np.arange(32), np.repeat([0, 5], 16)), (2, 3),
+                           ((0, 0), (16, 1), (3, 1))),
     }[form]
     target = load("vta")
     m = Machine(target, {"uops": uops}, functional=True, explicit_sync=False)
@@ -165,9 +168,9 @@ def test_vta_gemm_loop_matches_micro_op_semantics(form):
         m.buffers[name].written[:len(data)] = True
     m.buffers["uop"].data[:uops.size, 0] = uops
     m.buffers["uop"].written[:uops.size] = True
-    gemm = Gemm(0, uops.size, *iters, *factors, Region("acc", 0, 16), Region("inp", 0, 64), Region("wgt", 0, 32), 0)
+    gemm = Gemm(0, uops.size, *iters, *factors, Region("acc", 0, 64), Region("inp", 0, 64), Region("wgt", 0, 32), 0)
     m.run([gemm])
-    assert np.array_equal(m.buffers["acc"].data[:16], _vta_gemm_reference(uops, iters, factors, inp, wgt, acc))
+    assert np.array_equal(m.buffers["acc"].data[:64], _vta_gemm_reference(uops, iters, factors, inp, wgt, acc))
 
 
 def test_vta_gemm_loop_leaving_its_region_is_named():

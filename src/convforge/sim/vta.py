@@ -94,8 +94,7 @@ class Gemm(Instruction):
         inp = m.units(self.inp)[:, lanes].astype(np.float32)[src - self.inp.start]  # [out, in, uops, lanes]
         first = int(wgt.min())  # only the weight entries the loop reads
         weights = m.buffers["wgt"].data[first:int(wgt.max()) + 1].reshape(-1, 16, 16)[:, :, lanes].astype(np.float32)
-        products = np.einsum("yxui,yxuoi->yxuo", inp, weights[wgt - first])
-        _accumulate(m.buffers["acc"].data, dst, products)
+        _accumulate(m.buffers["acc"].data, dst, _products(inp, weights, w0, wgt - first))
 
     def text(self) -> str:
         return (f"GEMM uop[{self.uop_bgn}:{self.uop_end}] iter {self.iter_out}x{self.iter_in} "
@@ -151,6 +150,25 @@ class Nop(Instruction):
 
     def text(self) -> str:
         return "GEMM.nop"
+
+
+def _products(inp: np.ndarray, weights: np.ndarray, w0: np.ndarray, wgt: np.ndarray) -> np.ndarray:
+    """inp[y, x, u] @ weights[wgt[y, x, u]]^T for every micro-op. Micro-ops whose uop words name the
+    same weight entry read one weight at every loop step: when each entry serves equally many (at
+    least 16) micro-ops over at least 8 lanes, one batched matrix product per (loop step, entry);
+    otherwise (few lanes: a product per micro-op is cheap) every micro-op gathers its own weight."""
+    uops = w0.size
+    order = np.argsort(w0, kind="stable")
+    firsts = np.flatnonzero(np.r_[True, w0[order][1:] != w0[order][:-1]])
+    size = uops // firsts.size
+    if size < 16 or inp.shape[3] < 8 or np.any(np.diff(np.r_[firsts, uops]) != size):
+        return np.einsum("yxui,yxuoi->yxuo", inp, weights[wgt])
+    loops = inp.shape[:2]
+    grouped = inp[:, :, order].reshape(*loops, firsts.size, size, inp.shape[3])
+    shared = weights[wgt[:, :, order[firsts]]].swapaxes(-1, -2)  # [iter_out, iter_in, entries, lanes, 16]
+    products = np.empty(inp.shape[:3] + (16,), dtype=np.float32)
+    products[:, :, order] = (grouped @ shared).reshape(*loops, uops, 16)
+    return products
 
 
 def _accumulate(acc: np.ndarray, dst: np.ndarray, values: np.ndarray) -> None:
