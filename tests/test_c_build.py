@@ -46,31 +46,43 @@ def test_cache_key_covers_flags_and_source():
     assert a != toolchain.library_key("int x;", ("-O3",) + toolchain.SANITIZE_FLAGS)
 
 
+# pinned configs reach code paths the heuristic may not pick for the problems above
+PINNED = ("[(cf.ConvProblem(2, 34, 40, 9, 47, 1, 1, stride=(2, 2), groups=2), 'fwd', "
+          "{'core': 'fwd', 'style': 'vector_ext', 'qb': 12, 'kb': 2, 'order': 'npk'}), "
+          "(cf.ConvProblem(1, 18, 17, 8, 16, 3, 3, dilation=(1, 2)), 'fwd', "
+          "{'core': 'fwd', 'style': 'vector_ext', 'qb': 14, 'kb': 2, 'order': 'npk'}), "
+          "(cf.ConvProblem(2, 12, 16, 7, 8, 3, 2, dilation=(2, 1)), 'bwd_weight', "
+          "{'core': 'wgrad', 'style': 'vector_ext', 'nb': 4, 'qb': 2, 'kb': 1})]")
+
 CHECK_ONE = f"""
 import numpy as np, convforge as cf
 from convforge.compile import compile
-for index, p in enumerate({PROBLEMS}[:COUNT]):
-  for d in ("fwd", "bwd_data", "bwd_weight"):
-    k = compile(p, d, **OPTIONS)
+def check(k, p, d):
     ops = [o.astype(np.float32) for o in cf.reference.random_operands(p, d, np.random.default_rng(0))]
     out = np.full(k.out_shape, np.nan, np.float32)
     k(*ops, out=out)
     ref = cf.reference.compute(p, d, *ops)
     assert np.abs(out - ref).max() <= 1e-4 * np.abs(ref).max(), d
+for index, p in enumerate({PROBLEMS}[:COUNT]):
+  for d in ("fwd", "bwd_data", "bwd_weight"):
+    check(compile(p, d, **OPTIONS), p, d)
+for p, d, stage in {PINNED}[:PINNED_COUNT]:  # cores reading (and writing) the caller's arrays in place
+    config = {{"algorithm": "direct", "stages": [stage]}}
+    check(compile(p, d, config=config, sanitize=OPTIONS.get("sanitize", False)), p, d)
 print("ok")
 """
 
 
 # every algorithm on the first problem, the heuristic's choice on the others
 CHECK_ALL_ALGORITHMS = CHECK_ONE.replace(
-    '  for d in ("fwd", "bwd_data", "bwd_weight"):',
+    '  for d in ("fwd", "bwd_data", "bwd_weight"):\n    check(compile(p, d, **OPTIONS), p, d)',
     '  for d, alg in [(d, a) for d in ("fwd", "bwd_data", "bwd_weight")\n'
     '                 for a in (cf.algorithms(d) if index == 0 else ["auto"])]:\n'
-    '    OPTIONS["algorithm"] = alg')
+    '    check(compile(p, d, algorithm=alg, **OPTIONS), p, d)')
 
 
 def test_concurrent_processes_compile_the_same_kernel(tmp_path):
-    code = "OPTIONS = {}\nCOUNT = 1\n" + CHECK_ONE
+    code = "OPTIONS = {}\nCOUNT = 1\nPINNED_COUNT = 0\n" + CHECK_ONE
     procs = [run_python(code, tmp_path) for _ in range(2)]
     results = [p.communicate(timeout=240) + (p.returncode,) for p in procs]
     for out, err, rc in results:
@@ -83,7 +95,7 @@ def test_sanitized_kernels_run_clean(tmp_path):
                              text=True, check=False).stdout.strip()
     if not os.path.isabs(libasan):
         pytest.skip("the compiler has no AddressSanitizer runtime")
-    code = "OPTIONS = {'sanitize': True}\nCOUNT = 3\n" + CHECK_ALL_ALGORITHMS
+    code = "OPTIONS = {'sanitize': True}\nCOUNT = 3\nPINNED_COUNT = 3\n" + CHECK_ALL_ALGORITHMS
     proc = run_python(code, tmp_path, {"LD_PRELOAD": libasan, "ASAN_OPTIONS": "detect_leaks=0",
                                        "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
                                        "OMP_NUM_THREADS": "2"})
@@ -111,7 +123,7 @@ toolchain.isa = lambda: "avx2"
 base = toolchain.base_flags
 toolchain.base_flags = lambda: base() + ("-mno-avx512f",)
 assert toolchain.vector_width() == 8
-""" + "OPTIONS = {}\nCOUNT = 3\n" + CHECK_ALL_ALGORITHMS
+""" + "OPTIONS = {}\nCOUNT = 3\nPINNED_COUNT = 3\n" + CHECK_ALL_ALGORITHMS
     proc = run_python(code, tmp_path)
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0 and out.strip() == "ok", err[-3000:]

@@ -7,7 +7,9 @@ import pytest
 
 import convforge as cf
 from convforge.backends.c.configs import fwd_space, gemm_space, spatial_space, wgrad_space
+from convforge.backends.c.lower import lowered_stages
 from convforge.backends.c.toolchain import vector_width
+from convforge.plan import ConvCore
 
 P = cf.ConvProblem(3, 5, 6, 9, 10, 3, 2, stride=(2, 1), padding=(1, 2, 0, 1), dilation=(1, 2))
 
@@ -124,13 +126,65 @@ def test_fwd_core_packs_only_real_channels(groups):
     """Fewer input channels per group than vector lanes (an RGB stem): the packed input holds only
     those channels per pixel, not a zero-padded vector."""
     p = cf.ConvProblem(2, 3 * groups, 4 * groups, 9, 11, 3, 3, stride=(2, 2), padding=(1, 0, 2, 1), groups=groups)
-    config = {"core": "fwd", "style": "vector_ext", "qb": 2, "kb": 1}
+    config = {"core": "fwd", "style": "vector_ext", "qb": 2, "kb": 1, "order": "nkp"}
     kernel = cf.compile(p, "fwd", config={"algorithm": "direct", "stages": [config]})
     hp, wp = (p.p - 1) * 2 + 3, (-(-p.q // 2) * 2 - 1) * 2 + 3  # padded rows x columns the core reads
     assert kernel.program.scratch["s0_x"] == p.n * groups * hp * wp * 3
     ops = operands(p, "fwd", seed=9)
     ref = cf.reference.compute(p, "fwd", *[o.astype(np.float64) for o in ops])
     assert rel_err(kernel(*ops, out=np.full(p.y_shape, np.nan, np.float32)), ref) < 1e-4
+
+
+IN_PLACE = [  # (problem, direction, qb, x packed, y packed): the fwd core reads x / writes y in NCHW in place
+    (cf.ConvProblem(3, 37, 20, 5, 14, 1, 1), "fwd", 14, False, False),  # K tail, pointwise rows flattened
+    (cf.ConvProblem(2, 34, 40, 9, 47, 1, 1, stride=(2, 2), groups=2), "fwd", 12, False, False),  # strided, groups
+    (cf.ConvProblem(1, 18, 17, 8, 16, 3, 3, dilation=(1, 2)), "fwd", 12, False, False),  # valid 3x3: no padding
+    (cf.ConvProblem(1, 18, 17, 8, 16, 3, 3, dilation=(1, 2)), "fwd", 14, True, False),  # Q % qb: x packed, y tail
+    (cf.ConvProblem(2, 16, 33, 6, 6, 3, 3, padding=1), "fwd", 12, True, False),  # padded: x packed, y in place
+    (cf.ConvProblem(2, 40, 24, 6, 6, 1, 1), "bwd_data", 12, False, False),  # transposed weights, dY in place
+    (cf.ConvProblem(2, 40, 24, 7, 7, 1, 1), "fwd", 7, True, True),  # narrow tiles: both packed
+]
+
+
+@pytest.mark.parametrize("order", ["nkp", "knp", "npk"])
+@pytest.mark.parametrize("p,direction,qb,packed_x,packed_y", IN_PLACE, ids=str)
+def test_fwd_core_reads_and_writes_nchw_in_place(p, direction, qb, packed_x, packed_y, order):
+    stage = {"core": "fwd", "style": "vector_ext", "qb": qb, "kb": 2, "order": order}
+    kernel = cf.compile(p, direction, config={"algorithm": "trim", "stages": [stage]})
+    assert ("s0_x" in kernel.program.scratch) == packed_x and ("s0_y" in kernel.program.scratch) == packed_y
+    ops = operands(p, direction, seed=4)
+    ref = cf.reference.compute(p, direction, *[o.astype(np.float64) for o in ops])
+    assert rel_err(kernel(*ops, out=np.full(kernel.out_shape, np.nan, np.float32)), ref) < 1e-4
+
+
+WGRAD_IN_PLACE = [  # (problem, nb, qb): dW's activations read through their strides, no pack
+    (cf.ConvProblem(3, 24, 20, 6, 9, 1, 1), 8, 1),  # pointwise, K tail
+    (cf.ConvProblem(2, 32, 34, 9, 11, 1, 1), 4, 1),  # pointwise, odd sizes
+    (cf.ConvProblem(2, 12, 16, 7, 8, 3, 2, dilation=(2, 1)), 4, 2),  # valid RxS: Q = 2 taps of 2
+]
+
+
+@pytest.mark.parametrize("p,nb,qb", WGRAD_IN_PLACE, ids=str)
+def test_wgrad_core_reads_activations_in_place(p, nb, qb):
+    stage = {"core": "wgrad", "style": "vector_ext", "nb": nb, "qb": qb, "kb": 1}
+    kernel = cf.compile(p, "bwd_weight", config={"algorithm": "direct", "stages": [stage]})
+    assert "s0_x" not in kernel.program.scratch
+    ops = operands(p, "bwd_weight", seed=5)
+    ref = cf.reference.bwd_weight(p, *[o.astype(np.float64) for o in ops])
+    assert rel_err(kernel(*ops, out=np.full(kernel.out_shape, np.nan, np.float32)), ref) < 1e-4
+
+
+@pytest.mark.parametrize("p", [cf.ConvProblem(2, 6, 20, 9, 11, 1, 1, stride=(2, 3), padding=(0, 1, 1, 0)),
+                               cf.ConvProblem(1, 5, 7, 8, 7, 1, 3, stride=(2, 2), padding=(0, 0, 1, 1))], ids=str)
+def test_fwd_reuse_skips_output_lines_of_inserted_zeros(p):
+    """A 1-tap axis over zero-inserted dY: only the output lines that read real dY are computed."""
+    kernel = cf.compile(p, "bwd_data", algorithm="fwd_reuse")
+    core = next(s for s in lowered_stages(kernel.plan) if isinstance(s, ConvCore))
+    rows, cols = -(-p.h // p.stride[0]), p.w if p.s > 1 else -(-p.w // p.stride[1])  # lines reading real dY
+    assert core.geometry.p * core.geometry.q <= rows * cols and core.geometry.input_dilation == (1, 1)
+    ops = operands(p, "bwd_data", seed=8)
+    ref = cf.reference.bwd_data(p, *[o.astype(np.float64) for o in ops])
+    assert rel_err(kernel(*ops, out=np.full(kernel.out_shape, np.nan, np.float32)), ref) < 1e-4
 
 
 def test_spatial_core_needs_unit_column_stride():
@@ -148,11 +202,11 @@ def test_gemm_configs(config):
 
 def test_spaces_declare_their_knobs():
     space = fwd_space(16)
-    assert {k.name for k in space.knobs} == {"core", "style", "qb", "kb"}
+    assert {k.name for k in space.knobs} == {"core", "style", "qb", "kb", "order"}
     assert len(space) > 16 and all(c["qb"] * c["kb"] + c["kb"] <= 31 for c in space)
     assert "qb in [" in space.describe() and len(space.sample(5)) == 5
     with pytest.raises(ValueError, match="not in space"):
-        space.check({"core": "fwd", "style": "vector_ext", "qb": 28, "kb": 4})
+        space.check({"core": "fwd", "style": "vector_ext", "qb": 28, "kb": 4, "order": "nkp"})
 
 
 # ---------------------------------------------------------------------- input checking
@@ -201,7 +255,8 @@ def test_bad_out(kernel):
     ({"algorithm": "winograd"}, ValueError, "algorithm"),
     ({"algorithm": "phase_split", "direction": "fwd"}, ValueError, "algorithm"),
     ({"direction": "sideways"}, ValueError, "direction"),
-    ({"config": {"algorithm": "trim", "stages": [{"core": "fwd", "style": "vector_ext", "qb": 99, "kb": 1}]}},
+    ({"config": {"algorithm": "trim",
+                 "stages": [{"core": "fwd", "style": "vector_ext", "qb": 99, "kb": 1, "order": "nkp"}]}},
      ValueError, "not in space"),
     ({"config": {"algorithm": "trim", "stages": [{"core": "fft"}]}}, ValueError, "does not apply"),
     ({"config": {"algorithm": "trim", "stages": [None, None]}}, ValueError, "stage entries"),

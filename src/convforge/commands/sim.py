@@ -1,7 +1,7 @@
 """Simulate a convolution on an accelerator target (cycles, traffic, MAC utilization).
 
 One problem:  convforge sim DESCRIPTOR --target gemmini --direction fwd [--algorithm A | --vendor]
-A suite table: convforge sim --suite resnet50 --batch 1 --target gemmini --direction fwd \\
+A suite table: convforge sim --suite resnet50:v1 --batch 1 --target gemmini --direction fwd \\
                    --variants convforge=default vendor=vendor
 A variant is LABEL=SPEC with SPEC `default` (ConvForge's choice), `vendor` (the vendor baseline),
 an algorithm name (ConvForge tiles), ALGORITHM/vendor (that algorithm with the vendor's tiles) or
@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--direction", default="fwd", choices=[d.value for d in Direction])
     parser.add_argument("--algorithm", help="plan algorithm to lower (default: ConvForge's choice)")
     parser.add_argument("--vendor", action="store_true", help="the vendor baseline")
-    parser.add_argument("--suite", help="run a suite of layers instead of one descriptor")
+    parser.add_argument("--suite", help="run a shipped suite (resnet18, resnet50, deepbench) instead of one "
+                        "descriptor; NAME:v1 keeps only the rows of the network's first version")
     parser.add_argument("--batch", type=int, default=1, help="batch size of the suite's layers")
     parser.add_argument("--variants", nargs="+", default=["convforge=default", "vendor=vendor"],
                         help="LABEL=SPEC columns of a suite table (see the command help)")
@@ -69,7 +70,7 @@ def _options(spec: str, search: bool) -> dict:
 
 def _measure(p: ConvProblem, direction: str, target, options: dict, functional: bool) -> dict:
     if options.get("algorithm") == VENDOR_ALGORITHM:
-        options = options | {"algorithm": vendor_algorithm(p, Direction.of(direction), target.isa)}
+        options = options | {"algorithm": vendor_algorithm(p, Direction.of(direction), target)}
     start = time.perf_counter()
     kernel = compile_accel(p, direction, target, **options)
     compiled = time.perf_counter()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .machine import Instruction, Machine, Region, Stats
+from .ops import Load
 from .tile import TileShape, conv_tile, wrap_int32
 
 
@@ -43,7 +44,14 @@ def c_frame(units: np.ndarray, dim: int, tb: int, tk: int, tp: int, tq: int) -> 
 
 @dataclass
 class LoopConvEx(Instruction):
-    """C (+)= conv(A, B) for one tile: the preload/compute pairs LoopConv's execute FSM issues."""
+    """C (+)= conv(A, B) for one tile: the preload/compute pairs of its execute loop.
+
+    LoopConv's own loop (`flat` False): A holds the halo tile, rows (cb, b, ir, ic); every pair covers at
+    most one output row. `flat`: A holds one copy of the input window per filter tap, rows
+    (tap, cb, b, p, q) (a 1x1 stride-1 tile's halo is that already), so a tap's output pixels are
+    consecutive A and C rows and its pairs run over DIM-row chunks of all of them; `p_ranges` (per filter
+    row of the tile) then limits each tap to the output rows whose input row exists (the others read
+    padding only and are skipped)."""
 
     a: Region
     b: Region
@@ -51,6 +59,8 @@ class LoopConvEx(Instruction):
     shape: TileShape
     accumulate: bool  # False on the first reduction step: overwrite the accumulator rows
     dim: int = 16  # the mesh size (the target's intrinsic n)
+    flat: bool = False
+    p_ranges: tuple[tuple[int, int], ...] = ()
     engine: str = "EX"
     opcode: str = "loop_conv_ex"
 
@@ -67,6 +77,12 @@ class LoopConvEx(Instruction):
         t = self.shape
         return dim, -(-t.tc // dim), -(-t.tk // dim)
 
+    def a_rows(self) -> int:
+        t = self.shape
+        if self.flat:
+            return -(-t.tc // self.dim) * t.tb * t.tp * t.tq * t.tr * t.ts
+        return -(-t.tc // self.dim) * t.tb * t.rows * t.cols
+
     def check(self, m: Machine) -> None:
         _, ncb, nkb = self._blocks(m)
         t = self.shape
@@ -78,11 +94,22 @@ class LoopConvEx(Instruction):
         if max(t.dilation) > m.target.limits["max_kernel_dilation"]:
             raise m.fault(f"field kernel_dilation={t.dilation} exceeds max_kernel_dilation="
                           f"{m.target.limits['max_kernel_dilation']}")
-        need = {"a": ncb * t.tb * t.rows * t.cols, "b": nkb * t.tr * t.ts * t.tc, "c": nkb * t.tb * t.tp * t.tq}
+        if self.flat and t.stride != (1, 1):
+            raise m.fault(f"a flat tile needs stride 1, got {t.stride}")
+        need = {"a": self.a_rows(), "b": nkb * t.tr * t.ts * t.tc, "c": nkb * t.tb * t.tp * t.tq}
         for name, units in need.items():
             if getattr(self, name).count != units:
                 raise m.fault(f"operand {name} region {getattr(self, name)} has {getattr(self, name).count} rows, "
                               f"the tile needs {units}")
+
+    def chunks(self, r: int) -> list[int]:
+        """A rows of the successive pairs of one filter tap in filter row `r` of the tile."""
+        t, dim = self.shape, self.dim
+        if not self.flat:
+            return [min(dim, t.tq - q) for q in range(0, t.tq, dim)] * (t.tb * t.tp)
+        lo, hi = self.p_ranges[r] if self.p_ranges else (0, t.tp)
+        span, images = ((hi - lo) * t.tq, t.tb) if hi - lo < t.tp else (t.tb * t.tp * t.tq, 1)
+        return [min(dim, span - i) for i in range(0, span, dim)] * images
 
     def pairs_cycles(self, m: Machine) -> float:
         """Each preload+compute pair takes max(a_rows, b_rows, 4) cycles when it preloads new weights (the
@@ -90,12 +117,15 @@ class LoopConvEx(Instruction):
         dim, _, nkb = self._blocks(m)
         t = self.shape
         floor = m.target.timing["min_pair_rows"]
-        full, tail = divmod(t.tq, dim)
-        a_rows = [dim] * full + ([tail] if tail else [])
-        per_weights = t.tb * t.tp * sum(max(a, floor) for a in a_rows)
         k_rows = [dim] * (t.tc // dim) + ([t.tc % dim] if t.tc % dim else [])
-        preload = sum(max(a_rows[0], kr, floor) - max(a_rows[0], floor) for kr in k_rows)
-        return len(t.taps) * nkb * (len(k_rows) * per_weights + preload)
+        total = 0
+        for r, _ in t.taps:
+            a_rows = self.chunks(r)
+            if a_rows:
+                per_weights = sum(max(a, floor) for a in a_rows)
+                total += len(k_rows) * per_weights + sum(max(a_rows[0], kr, floor) - max(a_rows[0], floor)
+                                                         for kr in k_rows)
+        return nkb * total
 
     def cost(self, m: Machine) -> float:
         return m.target.timing["fill_cycles"] + self.pairs_cycles(m)
@@ -104,17 +134,24 @@ class LoopConvEx(Instruction):
         stats.executed_macs += self.shape.macs
         t = self.shape
         d = self.dim
-        self.primitives = len(t.taps) * t.tb * t.tp * -(-t.tq // d) * -(-t.tc // d) * -(-t.tk // d)
+        self.primitives = sum(len(self.chunks(r)) for r, _ in t.taps) * -(-t.tc // d) * -(-t.tk // d)
 
     def execute(self, m: Machine) -> None:
         dim, ncb, nkb = self._blocks(m)
         t = self.shape
-        a = m.units(self.a).reshape(ncb, t.tb, t.rows, t.cols, dim).transpose(1, 2, 3, 0, 4)
-        a = a.reshape(t.tb, t.rows, t.cols, ncb * dim)[..., :t.tc]
         b = m.units(self.b).reshape(nkb, t.tr, t.ts, t.tc, dim).transpose(1, 2, 3, 0, 4)
         b = b.reshape(t.tr, t.ts, t.tc, nkb * dim)
-        shape = TileShape(t.tb, t.tp, t.tq, nkb * dim, t.tc, t.tr, t.ts, t.stride, t.dilation, t.taps)
-        y = conv_tile(shape, a, b)  # [tb, tp, tq, nkb*dim]
+        if self.flat:
+            a = m.units(self.a).reshape(t.tr * t.ts, ncb, t.tb * t.tp * t.tq, dim).transpose(0, 2, 1, 3)
+            a = a.reshape(t.tr * t.ts, -1, ncb * dim)[..., :t.tc].astype(np.float64)
+            y = np.zeros((t.tb * t.tp * t.tq, nkb * dim))
+            for r, s in t.taps:
+                y += a[r * t.ts + s] @ b[r, s].astype(np.float64)
+        else:
+            a = m.units(self.a).reshape(ncb, t.tb, t.rows, t.cols, dim).transpose(1, 2, 3, 0, 4)
+            a = a.reshape(t.tb, t.rows, t.cols, ncb * dim)[..., :t.tc]
+            shape = TileShape(t.tb, t.tp, t.tq, nkb * dim, t.tc, t.tr, t.ts, t.stride, t.dilation, t.taps)
+            y = conv_tile(shape, a, b)  # [tb, tp, tq, nkb*dim]
         rows = y.reshape(t.tb, t.tp, t.tq, nkb, dim).transpose(3, 0, 1, 2, 4).reshape(-1, dim)
         c = m.units(self.c)
         c[...] = wrap_int32(rows + (c.astype(np.int64) if self.accumulate else 0))
@@ -123,5 +160,20 @@ class LoopConvEx(Instruction):
         t = self.shape
         return (f"loop_conv_ex A={self.a} B={self.b} C={self.c} {'acc' if self.accumulate else 'new'} "
                 f"tile b{t.tb} p{t.tp} q{t.tq} k{t.tk} c{t.tc} r{t.tr} s{t.ts} taps={len(t.taps)} "
-                f"stride={t.stride} dil={t.dilation}")
+                f"stride={t.stride} dil={t.dilation}{f' flat rows={list(self.p_ranges)}' if self.flat else ''}")
 
+
+@dataclass
+class GatherLoad(Load):
+    """An mvin sequence that assembles spad rows from several short DRAM runs (an im2col gather of
+    packed filter taps): costed by its exact bytes and runs, not by the box's per-axis strides."""
+
+    nbytes: int = 0
+    runs: int = 0
+
+    def cost(self, m: Machine) -> float:
+        p = m.target.path(self.path)
+        return p.cycles(self.nbytes, self.runs)
+
+    def account(self, stats: Stats) -> None:
+        stats.bytes[f"dram->{self.dst.buffer}"] += self.nbytes

@@ -21,13 +21,14 @@ from . import tiling
 from .jobs import CoreJob, normalize
 from .kernel import AccelKernel, elem_bytes, tensor_dtypes
 from .lower import Lowering, Tile
-from .vendor_plans import davinci_gemm_col2im
+from .vendor_plans import GEMMINI_PLANS, PIXEL_REPEATS, davinci_gemm_col2im, few_channels
 
 ALGORITHMS = {
     Direction.fwd: ("direct", "trim", "im2col_gemm"),
     Direction.bwd_data: ("phase_split", "fwd_reuse", "gemm_col2im", "direct", "trim"),  # direct/trim: stride 1
     Direction.bwd_weight: ("phase_split", "direct", "trim", "fwd_reuse", "im2col_gemm"),
 }
+EXTRA = {"gemmini": {Direction.fwd: tuple(GEMMINI_PLANS)}}  # target-specific forms (vendor_plans)
 # the tile search lowers and simulates candidates (best estimate first) until it has spent this many
 # instructions: a few seconds of host time per core, whatever the layer size
 SEARCH_INSTRUCTIONS = 200_000
@@ -39,11 +40,11 @@ VENDOR = {  # what the vendor stacks do (reference/targets.md §1.6, §2.7, §3.
 }
 
 
-def _emitter(target):
+def _emitter(target, vendor: bool = False):
     if target.isa == "gemmini":
         from .emit_gemmini import GemminiEmitter
 
-        return GemminiEmitter(target)
+        return GemminiEmitter(target, vendor_loops=vendor)
     if target.isa == "vta":
         from .emit_vta import VtaEmitter
 
@@ -53,13 +54,22 @@ def _emitter(target):
     return DavinciEmitter(target)
 
 
-def vendor_algorithm(p: ConvProblem, direction: Direction, isa: str) -> str:
+def vendor_algorithm(p: ConvProblem, direction: Direction, target) -> str:
     """What the vendor stack runs. Gemmini's transposed conv uses input_dilation = stride by index math:
     at stride 1 that is a plain conv with flipped, transposed weights (views, `direct`); at stride 2 we
-    materialize the zero insertion (`fwd_reuse`), as the lowering has no on-chip input dilation."""
+    materialize the zero insertion (`fwd_reuse`), as the lowering has no on-chip input dilation.
+    Forward convs with C <= DIM / 2 take tiled_conv's first-layer path (`pixel_repeats`)."""
+    isa = target.isa
     if isa == "gemmini" and direction is Direction.bwd_data and p.stride == (1, 1):
         return "direct"
+    if isa == "gemmini" and direction is Direction.fwd and few_channels(p, target.intrinsic["k"]):
+        return PIXEL_REPEATS
     return VENDOR[isa][direction]
+
+
+def lowered(direction: Direction, isa: str) -> tuple[str, ...]:
+    """The algorithms compile_accel lowers for `direction` on an ISA (generic plans, then the ISA's own)."""
+    return ALGORITHMS[direction] + EXTRA.get(isa, {}).get(direction, ())
 
 
 def compile_accel(problem: ConvProblem, direction, target="gemmini", algorithm: str | None = None,
@@ -73,16 +83,16 @@ def compile_accel(problem: ConvProblem, direction, target="gemmini", algorithm: 
     direction = Direction.of(direction)
     t = load(target)
     t.check_dtypes(problem.dtypes)
-    if algorithm is not None and algorithm not in ALGORITHMS[direction]:
-        raise ValueError(f"algorithm {algorithm!r} is not lowered for {direction} on accelerators; "
-                         f"choose one of {ALGORITHMS[direction]}")
+    if algorithm is not None and algorithm not in lowered(direction, t.isa):
+        raise ValueError(f"algorithm {algorithm!r} is not lowered for {direction} on {t.name}; "
+                         f"choose one of {lowered(direction, t.isa)}")
     if vendor:
-        return _compile(problem, direction, t, algorithm or vendor_algorithm(problem, direction, t.isa), True,
+        return _compile(problem, direction, t, algorithm or vendor_algorithm(problem, direction, t), True,
                         tile, search)
     if algorithm is not None:
         return _compile(problem, direction, t, algorithm, False, tile, search)
     best, errors = None, []
-    for name in ALGORITHMS[direction]:
+    for name in lowered(direction, t.isa):
         if name == "trim" or (name == "direct" and direction is not Direction.fwd):
             continue  # phase_split trims and covers them
         try:
@@ -103,9 +113,11 @@ def _compile(problem: ConvProblem, direction: Direction, t, algorithm: str, vend
     layouts = {"x": t.layouts["activation"], "w": t.layouts["weight"], "y": t.layouts["activation"]}
     if t.isa == "davinci" and algorithm == "gemm_col2im":
         plan = davinci_gemm_col2im(problem, layouts)  # AKG's fractal column layout
+    elif t.isa == "gemmini" and algorithm in GEMMINI_PLANS:
+        plan = GEMMINI_PLANS[algorithm](problem, layouts, t.intrinsic["k"])
     else:
         plan = make_plan(problem, direction, algorithm, layouts=layouts)
-    emitter = _emitter(t)
+    emitter = _emitter(t, vendor)
     stages = normalize(plan)
     dtypes = tensor_dtypes(plan, stages, problem.dtypes[0], problem.dtypes[2])
     lowering = Lowering(emitter, elem_bytes(dtypes))

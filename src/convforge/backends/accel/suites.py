@@ -1,60 +1,22 @@
-"""Benchmark shape lists used by `convforge sim --suite` (reference/papers.md §7.2, §7.3).
+"""Suite selection for `convforge sim --suite`: the shipped shape lists (`convforge.suites`) with an
+optional row filter, so a table can name exactly the rows it covers.
 
-Kept here until `convforge.suites.load(name, batch)` lands on main; `load` prefers that module.
+A spec is `NAME` (every row of the suite) or `NAME:v1` (only the rows that occur in the network's
+first version, `repeat > 0`: ResNet-50 v1's 20 distinct shapes without the six v1.5-only rows).
 """
 
 from __future__ import annotations
 
+from ... import suites
 from ...problem import ConvProblem
 
-# (name, H, C, K, R, stride, pad) for square images and filters: ResNet-50 v1, 20 distinct shapes
-RESNET50 = (
-    ("conv1", 224, 3, 64, 7, 2, 3), ("res2a_2a", 56, 64, 64, 1, 1, 0), ("res2x_2b", 56, 64, 64, 3, 1, 1),
-    ("res2x_2c", 56, 64, 256, 1, 1, 0), ("res2b_2a", 56, 256, 64, 1, 1, 0), ("res3a_2a", 56, 256, 128, 1, 2, 0),
-    ("res3x_2b", 28, 128, 128, 3, 1, 1), ("res3x_2c", 28, 128, 512, 1, 1, 0), ("res3a_1", 56, 256, 512, 1, 2, 0),
-    ("res3b_2a", 28, 512, 128, 1, 1, 0), ("res4a_2a", 28, 512, 256, 1, 2, 0), ("res4x_2b", 14, 256, 256, 3, 1, 1),
-    ("res4x_2c", 14, 256, 1024, 1, 1, 0), ("res4a_1", 28, 512, 1024, 1, 2, 0), ("res4b_2a", 14, 1024, 256, 1, 1, 0),
-    ("res5a_2a", 14, 1024, 512, 1, 2, 0), ("res5x_2b", 7, 512, 512, 3, 1, 1), ("res5x_2c", 7, 512, 2048, 1, 1, 0),
-    ("res5a_1", 14, 1024, 2048, 1, 2, 0), ("res5b_2a", 7, 2048, 512, 1, 1, 0),
-)
-
-# DeepBench inference_server_set, 55 distinct shapes: (C, H, W, K, R, S, pad_h, pad_w, stride_h, stride_w)
-DEEPBENCH = (
-    (1, 161, 700, 32, 5, 20, 0, 0, 2, 2), (32, 79, 341, 32, 5, 10, 0, 0, 2, 2), (1, 48, 480, 16, 3, 3, 1, 1, 1, 1),
-    (16, 24, 240, 32, 3, 3, 1, 1, 1, 1), (32, 12, 120, 64, 3, 3, 1, 1, 1, 1), (64, 6, 60, 128, 3, 3, 1, 1, 1, 1),
-    (3, 108, 108, 64, 3, 3, 1, 1, 2, 2), (64, 54, 54, 64, 3, 3, 1, 1, 1, 1), (128, 27, 27, 128, 3, 3, 1, 1, 1, 1),
-    (128, 14, 14, 256, 3, 3, 1, 1, 1, 1), (256, 7, 7, 512, 3, 3, 1, 1, 1, 1), (3, 224, 224, 64, 3, 3, 1, 1, 1, 1),
-    (64, 112, 112, 128, 3, 3, 1, 1, 1, 1), (128, 56, 56, 256, 3, 3, 1, 1, 1, 1), (256, 28, 28, 512, 3, 3, 1, 1, 1, 1),
-    (512, 14, 14, 512, 3, 3, 1, 1, 1, 1), (512, 7, 7, 512, 3, 3, 1, 1, 1, 1), (3, 224, 224, 64, 7, 7, 3, 3, 2, 2),
-    (192, 28, 28, 32, 5, 5, 2, 2, 1, 1), (192, 28, 28, 64, 1, 1, 0, 0, 1, 1), (512, 14, 14, 48, 5, 5, 2, 2, 1, 1),
-    (512, 14, 14, 192, 1, 1, 0, 0, 1, 1), (832, 7, 7, 256, 1, 1, 0, 0, 1, 1), (832, 7, 7, 128, 5, 5, 2, 2, 1, 1),
-    (64, 56, 56, 64, 3, 3, 1, 1, 1, 1), (64, 56, 56, 256, 1, 1, 0, 0, 2, 2), (128, 28, 28, 128, 3, 3, 1, 1, 1, 1),
-    (128, 28, 28, 512, 1, 1, 0, 0, 2, 2), (256, 14, 14, 256, 1, 1, 0, 0, 1, 1), (256, 14, 14, 256, 3, 3, 1, 1, 1, 1),
-    (256, 14, 14, 1024, 1, 1, 0, 0, 2, 2), (512, 7, 7, 512, 1, 1, 0, 0, 1, 1), (2048, 7, 7, 512, 1, 1, 3, 3, 2, 2),
-    (1, 161, 700, 64, 5, 5, 1, 1, 2, 2), (64, 80, 350, 64, 3, 3, 1, 1, 1, 1), (64, 80, 350, 128, 5, 5, 1, 1, 2, 2),
-    (128, 40, 175, 128, 3, 3, 1, 1, 1, 1), (128, 40, 175, 256, 5, 5, 1, 1, 2, 2), (256, 20, 84, 256, 3, 3, 1, 1, 1, 1),
-    (256, 20, 84, 512, 5, 5, 1, 1, 2, 2), (512, 10, 42, 512, 3, 3, 1, 1, 1, 1), (64, 112, 112, 64, 1, 1, 0, 0, 1, 1),
-    (64, 56, 56, 256, 1, 1, 0, 0, 1, 1), (256, 56, 56, 64, 1, 1, 0, 0, 1, 1), (256, 56, 56, 128, 1, 1, 0, 0, 2, 2),
-    (128, 28, 28, 512, 1, 1, 0, 0, 1, 1), (512, 28, 28, 128, 1, 1, 0, 0, 1, 1), (512, 28, 28, 256, 1, 1, 0, 0, 2, 2),
-    (256, 14, 14, 1024, 1, 1, 0, 0, 1, 1), (512, 28, 28, 1024, 1, 1, 0, 0, 2, 2), (1024, 14, 14, 256, 1, 1, 0, 0, 1, 1),
-    (1024, 14, 14, 512, 1, 1, 0, 0, 2, 2), (512, 7, 7, 2048, 1, 1, 0, 0, 1, 1), (1024, 14, 14, 2048, 1, 1, 0, 0, 2, 2),
-    (2048, 7, 7, 512, 1, 1, 0, 0, 1, 1),
-)
-
-SUITES = ("resnet50", "deepbench_inference_server")
+FILTERS = {"v1": lambda row: row.repeat > 0}
 
 
-def load(name: str, batch: int) -> list[ConvProblem]:
-    """The problems of a suite at batch size `batch` (convforge.suites when available)."""
-    try:
-        from ... import suites as shared  # type: ignore[attr-defined]
-
-        return list(shared.load(name, batch))
-    except (ImportError, AttributeError, ValueError, KeyError):
-        pass
-    if name == "resnet50":
-        return [ConvProblem(batch, c, k, h, h, r, r, stride, pad, name=n) for n, h, c, k, r, stride, pad in RESNET50]
-    if name in ("deepbench_inference_server", "deepbench"):
-        return [ConvProblem(batch, c, k, h, w, r, s, (sh, sw), (ph, ph, pw, pw), name=f"db{i + 1}")
-                for i, (c, h, w, k, r, s, ph, pw, sh, sw) in enumerate(DEEPBENCH)]
-    raise ValueError(f"unknown suite {name!r}; choose one of {SUITES}")
+def load(spec: str, batch: int) -> list[ConvProblem]:
+    """The problems of suite spec `spec` at batch size `batch`, in file order."""
+    name, _, selector = spec.partition(":")
+    if selector and selector not in FILTERS:
+        raise ValueError(f"suite spec {spec!r}: unknown row filter {selector!r}; choose one of {sorted(FILTERS)}")
+    keep = FILTERS.get(selector, lambda row: True)
+    return [row.problem for row in suites.rows(name, batch) if keep(row)]

@@ -117,16 +117,18 @@ def candidates(g, emitter, limit: int = 10) -> list[Tile]:
             t = Tile(b, p, q, k, c, r, s, order)
             if emitter.fits(g, t):
                 tiles = math.prod(math.ceil(getattr(g, {"b": "n"}.get(a, a)) / getattr(t, a)) for a in "bpqkrsc")
-                scored.append((estimate(g, t, dim), tiles, t))
+                flat = hasattr(emitter, "flat") and emitter.flat(g, t)
+                scored.append((estimate(g, t, dim, flat), tiles, t))
     scored.sort(key=lambda e: e[:2])
     return [t for _, _, t in scored[:limit]]
 
 
-def traffic(g, t: Tile) -> int:
-    """Elements loaded and stored by the lowering's residency rule (a tile reloads only when it changes)."""
+def traffic(g, t: Tile, flat: bool = False) -> int:
+    """Elements loaded and stored by the lowering's residency rule (a tile reloads only when it changes);
+    a `flat` tile loads one input window per filter tap."""
     n_out = {a: math.ceil(getattr(g, {"b": "n"}.get(a, a)) / getattr(t, a)) for a in "bpqk"}
     steps = math.ceil(g.r / t.r) * math.ceil(g.s / t.s) * math.ceil(g.c / t.c)
-    rows, cols = halo(g, t.p, t.q, t.r, t.s)
+    rows, cols = (t.p, t.q * t.r * t.s) if flat else halo(g, t.p, t.q, t.r, t.s)
     x_tile, w_tile = t.b * t.c * rows * cols, t.k * t.c * t.r * t.s
     tiles = math.prod(n_out.values())
     inner = t.order[-1]
@@ -137,10 +139,15 @@ def traffic(g, t: Tile) -> int:
     return x_loads * x_tile + w_loads * w_tile + 4 * g.n * g.k * g.p * g.q
 
 
-def estimate(g, t: Tile, dim: int) -> float:
-    """max(DRAM bytes / 16, array cycles): a cheap ranking, not a prediction."""
+def estimate(g, t: Tile, dim: int, flat: bool = False) -> float:
+    """max(DRAM bytes / 16, array cycles): a cheap ranking, not a prediction. Array cycles: DIM-row
+    chunks of each output row, or of all the tile's output pixels when `flat`."""
     steps = math.ceil(g.r / t.r) * math.ceil(g.s / t.s) * math.ceil(g.c / t.c)
     tiles = math.prod(math.ceil(getattr(g, {"b": "n"}.get(a, a)) / getattr(t, a)) for a in "bpqk")
-    pairs = tiles * steps * t.r * t.s * t.b * t.p * math.ceil(t.q / dim) * math.ceil(t.c / dim) \
-        * math.ceil(t.k / dim) * max(min(t.q, dim), 4)
-    return max(traffic(g, t) / 16, pairs)
+    if flat:
+        m = t.b * t.p * t.q
+        chunk_cycles = m // dim * dim + (max(m % dim, 4) if m % dim else 0)
+    else:
+        chunk_cycles = t.b * t.p * math.ceil(t.q / dim) * max(min(t.q, dim), 4)
+    pairs = tiles * steps * t.r * t.s * chunk_cycles * math.ceil(t.c / dim) * math.ceil(t.k / dim)
+    return max(traffic(g, t, flat) / 16, pairs)

@@ -21,6 +21,8 @@ REGISTERS = 32  # zmm/ymm registers; the accumulator block plus loaded operands 
 # memory-bound pass beyond (measured on ResNet-50 1x1 layers, N=1 vs N=8)
 MOVE_COST_CACHED, MOVE_COST_MEMORY, CACHED_BYTES = 10, 60, 16 << 20
 SPATIAL_PENALTY = 1.6  # the spatial core's FMA rate relative to the blocked core (measured)
+L2_BYTES = 1 << 20  # per core: an operand larger than this is re-read from L3 each time a task order sweeps it
+WIDE_TILE = 12  # output columns a fwd tile needs to read and write NCHW rows in place (48 of a 64-byte line)
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -38,7 +40,8 @@ def fwd_space(v: int) -> Space:
         style_knob(v),
         Knob("qb", (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 24, 28), "output columns per register block"),
         Knob("kb", (1, 2, 3, 4), f"output channel blocks of {v} per register block"),
-    ), lambda c: c["qb"] * c["kb"] + c["kb"] <= REGISTERS - 1)
+        Knob("order", ("nkp", "knp", "npk"), "task loop order (image, k-block group, output row), outer first"),
+    ), lambda c: c["qb"] * c["kb"] + c["kb"] <= REGISTERS - 1)  # + one broadcast register
 
 
 def wgrad_space(v: int) -> Space:
@@ -104,7 +107,7 @@ def ranked_stage_configs(stage, v: int, count: int) -> list[dict]:
                 * (ceil_div(kgb, c["kb"]) * c["kb"] / kgb) * kgb * v / (g.k // g.groups)
             block = c["nb"] * c["qb"] * c["kb"]
             loads = c["kb"] + c["nb"] * c["qb"]  # every broadcast FMA reads memory: keep loads <= FMAs
-            return waste * max(1.0, loads / block) * (1 + 2 / block), -block
+            return waste * max(1.0, loads / block) * (1 + 2 / block) + moves(c), -block
     else:
         wcost = None
 
@@ -124,7 +127,8 @@ def ranked_stage_configs(stage, v: int, count: int) -> list[dict]:
             return float("inf"), 0
         waste = (ceil_div(g.q, c["qb"]) * c["qb"] / g.q) * (ceil_div(kgb, c["kb"]) * c["kb"] / kgb) * lanes
         block, loads = c["qb"] * c["kb"], c["qb"] + c["kb"]
-        return waste * max(1.0, loads / block) * (1 + 4 / block) + moves(c), -c["kb"]
+        sweeps = MOVE_COST_CACHED * rereads(g, c, v) / dense
+        return waste * max(1.0, loads / block) * (1 + 4 / block) + moves(c) + sweeps, -c["kb"]
 
     def scost(c):
         width = c["qv"] * v
@@ -145,6 +149,22 @@ def ranked_stage_configs(stage, v: int, count: int) -> list[dict]:
     return [c for *_, c in ranked[:count]]
 
 
+def rereads(g, config: dict, v: int) -> int:
+    """Operand elements the fwd core's task order reads again from beyond L2 (first reads excluded):
+    `npk` sweeps all weights per row tile, `nkp` the image per k-block group and the weights per
+    image, `knp` the whole batch per k-block group."""
+    cg, kg = g.c // g.groups, g.k // g.groups
+    image, weights = cg * g.h * g.w, kg * cg * g.r * g.s  # per image and group
+    kgroups, tiles = ceil_div(ceil_div(kg, v), config["kb"]), g.p * ceil_div(g.q, config["qb"])
+
+    def spill(elements: int, times: int) -> int:
+        return 0 if 4 * elements <= L2_BYTES else elements * (times - 1)
+    per_group = {"npk": spill(weights, g.n * tiles),
+                 "nkp": g.n * spill(image, kgroups) + spill(weights, g.n),
+                 "knp": spill(g.n * image, kgroups)}[config["order"]]
+    return g.groups * per_group
+
+
 def is_plain(view: IndexMap) -> bool:
     """The view reads its buffer in its own row-major order: the buffer itself, reshaped."""
     vars_ = [Expr.var(i, e) if e > 1 else Expr.constant(0) for i, e in enumerate(view.out_shape)]
@@ -152,9 +172,32 @@ def is_plain(view: IndexMap) -> bool:
             and view.flat_offset().substitute(vars_) == row_major_offset(vars_, view.out_shape))
 
 
+def view_strides(view: IndexMap) -> tuple[int, ...] | None:
+    """Per-axis element strides of a view that is one affine walk from element 0, else None."""
+    strides = view.strides()
+    origin = view.flat_offset().substitute([Expr.constant(0)] * len(view.out_shape))
+    if view.conditions or None in strides or origin != Expr.constant(0):
+        return None
+    return strides
+
+
+def _unpadded(g, qb: int) -> bool:
+    """The core reads only real input pixels with whole register tiles per row: no pack needed."""
+    return g.input_dilation == (1, 1) and g.offset == (0, 0) and g.q % qb == 0 and (
+        (g.p - 1) * g.stride[0] + (g.r - 1) * g.dilation[0] < g.h
+        and (g.q - 1) * g.stride[1] + (g.s - 1) * g.dilation[1] < g.w)
+
+
 def direct_io(stage: ConvCore, config: dict, v: int) -> tuple[bool, bool]:
-    """Whether the spatial core can read x and write y in the caller's buffers (no pack passes)."""
+    """Whether the core can read x and write y in the caller's buffers (no pack passes)."""
     g = stage.geometry
+    if config.get("core") == "fwd":  # in place, a register tile touches qb columns of every channel plane:
+        wide = config["qb"] >= WIDE_TILE  # narrower tiles leave most of each cache line to other tasks
+        return wide and is_plain(stage.x.view) and _unpadded(g, config["qb"]), wide and is_plain(stage.y.view)
+    if config.get("core") == "wgrad":  # x through its strides (the transposed activations of dW), when
+        strides = view_strides(stage.x.view)  # its rows are dense: every k-block group re-reads them
+        dense_rows = strides is not None and strides[3] * g.stride[1] == 1
+        return dense_rows and _unpadded(g, config["qb"]) and g.n % config["nb"] == 0, False
     if config.get("core") != "spatial":
         return False, False
     whole_rows = g.q % (config["qv"] * v) == 0  # no padded columns: packed rows are the caller's rows

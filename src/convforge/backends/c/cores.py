@@ -9,10 +9,14 @@ baked in, so one compiled core serves every problem with the same configuration.
           oneDNN-style direct conv, an output register block of QB columns x KB channel blocks,
           broadcast-FMA over input channels, OpenMP over (n, group, k-block group, output row).
           Packed x holds XL channel lanes per pixel: V, or the channel count when it is smaller
-          (an RGB stem packs 3 lanes, not 16 of which 13 are zeros).
+          (an RGB stem packs 3 lanes, not 16 of which 13 are zeros). Unpadded inputs are read in
+          place from NCHW (broadcasts from one plane per channel) and wide tiles are written to
+          NCHW through an in-register 16x16 transpose. The task order (knob `order`) decides which
+          operand stays in L2 across consecutive tasks.
 - `wgrad` the weight-gradient shape of the same conv (big filter = the batch's dY, tiny output):
           vectors over K, a register block of NB core-batch rows x QB output taps x KB k-blocks,
-          the whole reduction over (c, r, s) in registers.
+          the whole reduction over (c, r, s) in registers. Unpadded activations with dense rows are
+          read in place through the view's strides.
 Cores are written with GCC vector extensions (any ISA) or, with the `style` knob, AVX-512
 intrinsics. Measured on the development machine (1 thread, ResNet-50 28x28x128 3x3, N=8): fwd
 216.8 vs 215.3-218.7 GFLOP/s, wgrad 204.3 vs 203.0: GCC emits the same broadcast-FMA code, so
@@ -26,6 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .emit import TILE_HELPERS
+
 VECTOR_HEADER = """#include <stddef.h>
 #include <string.h>
 #define V {v}
@@ -33,6 +39,7 @@ typedef float vf __attribute__((vector_size(V * 4)));
 static inline vf vld(const float* p) {{ vf x; memcpy(&x, p, sizeof x); return x; }}
 static inline void vst(float* p, vf x) {{ memcpy(p, &x, sizeof x); }}
 #define FMA(acc, vec, scalar) ((acc) += (vec) * (scalar))
+#define CF_LESS(a, b) ((a) < (b) ? (a) : (b))
 """
 
 INTRINSICS_HEADER = """#include <stddef.h>
@@ -43,6 +50,7 @@ typedef __m512 vf;
 #define vld _mm512_loadu_ps
 #define vst _mm512_storeu_ps
 #define FMA(acc, vec, scalar) ((acc) = _mm512_fmadd_ps((vec), _mm512_set1_ps(scalar), (acc)))
+#define CF_LESS(a, b) ((a) < (b) ? (a) : (b))
 """
 
 STYLES = ("vector_ext", "intrinsics")
@@ -57,6 +65,16 @@ def header(v: int, style: str) -> str:
     return VECTOR_HEADER.format(v=v)
 
 
+def task_indices(order: str, extents: dict[str, str]) -> str:
+    """C that splits the flat task index `t` into one index per loop, `order` outer to inner."""
+    names = {"n": "ng", "k": "kg", "p": "pq"}
+    lines, divisor = [], ""
+    for axis in reversed(order):
+        lines.append(f"    const long {names[axis]} = (t{divisor}) % ({extents[axis]});")
+        divisor += f" / ({extents[axis]})"
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class FwdCore:
     v: int
@@ -65,19 +83,32 @@ class FwdCore:
     unit_stride: bool  # sw == 1 baked in: the broadcasts become constant offsets
     style: str = "vector_ext"
     x_lanes: int = 0  # channel lanes per packed input pixel; 0: V
+    order: str = "nkp"  # task loop order, outer to inner, over (n = image and group, k = k-block group, p = row)
+    x_nchw: int = 0  # > 0: read the caller's NCHW input in place, this many columns between output columns
+    y_nchw: bool = False  # write the caller's NCHW output in place (register tiles transposed on the way)
 
     symbol = "cf_conv_fwd"
 
     def source(self) -> str:
         qb, kb = self.qb, self.kb
-        sw = "XL" if self.unit_stride else "swv"
+        if self.x_nchw:  # channel lanes are whole planes apart; columns are sw elements apart
+            col, lane, row_base, tap = str(self.x_nchw), "Hp * Wp", "(cb * V * Hp + row) * Wp", "s * dw"
+            image, column = "Cg * Hp * Wp", str(self.x_nchw)
+        else:
+            col, lane, tap = "XL" if self.unit_stride else "swv", "1", "s * dw * XL"
+            row_base = "(cb * Hp + row) * Wp * XL"
+            image, column = "Cgb * Hp * Wp * XL", "sw * XL"
         acc = [f"a{j}_{i}" for j in range(kb) for i in range(qb)]
         lines = [header(self.v, self.style), f"#define XL {self.x_lanes or self.v}"]
+        if self.y_nchw:
+            lines.append(TILE_HELPERS)
         lines.append("static inline void tile(const float* restrict x, const float* restrict w, "
-                     "float* restrict y, const long* g, const unsigned char* rowmask, long p) {")
+                     "float* restrict y, const long* g, const unsigned char* rowmask, long p, long qvalid, "
+                     "long kvalid) {")
         lines.append("  const long Cgb = g[2], Hp = g[4], Wp = g[5], R = g[6], S = g[7], Qp = g[9], sh = g[10], "
-                     "sw = g[11], dh = g[12], dw = g[13], Cg = g[14], P = g[8];")
-        lines.append("  const long swv = sw * XL; (void)swv; const long wks = Cgb * R * S * V * V;")
+                     "sw = g[11], dh = g[12], dw = g[13], Cg = g[14], P = g[8], Q = g[16];")
+        lines.append("  const long swv = sw * XL; (void)swv; (void)qvalid; (void)kvalid; (void)Q; (void)Qp;")
+        lines.append("  const long wks = Cgb * R * S * V * V;")
         lines.append(f"  vf {', '.join(acc)};")
         lines.append("  " + " ".join(f"{a} = (vf){{0}};" for a in acc))
         lines.append("  for (long cb = 0; cb < Cgb; cb++) {")
@@ -85,40 +116,61 @@ class FwdCore:
         lines.append("    for (long r = 0; r < R; r++) {")
         lines.append("      const long row = p * sh + r * dh;")
         lines.append("      if (!rowmask[row]) continue;")
-        lines.append("      const float* xr = x + (cb * Hp + row) * Wp * XL;")
+        lines.append(f"      const float* xr = x + {row_base};")
         lines.append("      const float* wr = w + (cb * V * R + r) * S * V;")
         lines.append("      for (long s = 0; s < S; s++) {")
-        lines.append("        const float* xs = xr + s * dw * XL;")
+        lines.append(f"        const float* xs = xr + {tap};")
         lines.append("        const float* ws = wr + s * V;")
         lines.append("        for (long cv = 0; cv < cvn; cv++) {")
+        lines.append(f"          const float* xc = xs + cv * {lane};")
+        if self.x_nchw:  # one stream per channel plane is more than the prefetcher follows: fetch the next tile
+            lines.append(f"          __builtin_prefetch(xc + {qb} * {col} + {qb} * {col} - 1);")
         for j in range(kb):
             lines.append(f"          const vf w{j} = vld(ws + {j} * wks + cv * R * S * V);")
         for i in range(qb):
-            lines.append(f"          {{ const float xv = xs[{i} * {sw} + cv];")
+            lines.append(f"          {{ const float xv = xc[{i} * {col}];")
             for j in range(kb):
                 lines.append(f"            FMA(a{j}_{i}, w{j}, xv);")
             lines.append("          }")
         lines.append("        }\n      }\n    }\n  }")
         for j in range(kb):
-            for i in range(qb):
-                lines.append(f"  vst(y + {j} * P * Qp * V + {i} * V, a{j}_{i});")
+            if self.y_nchw:  # lanes are output channels: transpose the block into qb-long rows
+                lines.append(f"  {{ float buf[{qb} * V] __attribute__((aligned(64)));")
+                lines.extend(f"    vst(buf + {i} * V, a{j}_{i});" for i in range(qb))
+                lines.append(f"    const long lanes = kvalid - {j} * V;")
+                lines.append("    if (lanes > 0)")
+                lines.append(f"      for (long c0 = 0; c0 < {qb} && c0 < qvalid; c0 += 16)")
+                lines.append(f"        cf_tile(y + {j} * V * P * Q + c0, P * Q, buf + c0 * V, V, "
+                             f"(int)(CF_LESS(CF_LESS(16, {qb} - c0), qvalid - c0)), (int)CF_LESS(V, lanes));")
+                lines.append("  }")
+            else:
+                lines.extend(f"  vst(y + {j} * P * Qp * V + {i} * V, a{j}_{i});" for i in range(qb))
         lines.append("}")
+        if self.y_nchw:
+            y_base = f"(((n * G + gg) * Kg + kg * {kb} * V) * P + p) * Q"
+            y_step, kvalid = f"{qb}", f"Kg - kg * {kb} * V"
+        else:
+            y_base = f"(((n * G + gg) * Kgp + kg * {kb}) * P + p) * Qp * V"
+            y_step, kvalid = f"{qb} * V", "0"
         lines.append(f"""
-/* x [N][G][Cgb][Hp][Wp][XL], w [G][Kgp][Cgb][V][R][S][V], y [N][G][Kgp][P][Qp][V]; Kgp % {kb} == 0, Qp % {qb} == 0 */
+/* x [N][G][Cgb][Hp][Wp][XL] (or NCHW [N][G*Cg][Hp][Wp] in place), w [G][Kgp][Cgb][V][R][S][V],
+   y [N][G][Kgp][P][Qp][V] (or NCHW [N][G*Kg][P][Q] in place); Kgp % {kb} == 0, Qp % {qb} == 0 */
 void {self.symbol}(const float* restrict x, const float* restrict w, float* restrict y, const long* g,
                  const unsigned char* rowmask) {{
   const long N = g[0], G = g[1], Cgb = g[2], Kgp = g[3], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8],
-             Qp = g[9], sw = g[11];
-  const long kgroups = Kgp / {kb}, qblocks = Qp / {qb}, tasks = N * G * kgroups * P;
-  /* dynamic: a thread that loses its core to another process does not hold the others back */
+             Qp = g[9], sw = g[11], Cg = g[14], Kg = g[15], Q = g[16];
+  (void)Cg; (void)Kg; (void)sw; (void)Hp; (void)Wp;
+  const long kgroups = Kgp / {kb}, qblocks = Qp / {qb}, tasks = N * G * kgroups * P * qblocks;
+  /* one task = one register tile; dynamic: a thread that loses its core to another process does
+     not hold the others back */
   #pragma omp parallel for schedule(dynamic, 1)
   for (long t = 0; t < tasks; t++) {{
-    const long p = t % P, kg = (t / P) % kgroups, gg = (t / P / kgroups) % G, n = t / P / kgroups / G;
-    const float* xn = x + (n * G + gg) * Cgb * Hp * Wp * XL;
+{task_indices(self.order, {"n": "N * G", "k": "kgroups", "p": "P * qblocks"})}
+    const long gg = ng % G, n = ng / G, p = pq / qblocks, qb = pq % qblocks;
+    const float* xn = x + (n * G + gg) * {image};
     const float* wk = w + (gg * Kgp + kg * {kb}) * Cgb * R * S * V * V;
-    float* yk = y + (((n * G + gg) * Kgp + kg * {kb}) * P + p) * Qp * V;
-    for (long qb = 0; qb < qblocks; qb++)
-      tile(xn + qb * {qb} * sw * XL, wk, yk + qb * {qb} * V, g, rowmask, p);
+    float* yk = y + {y_base};
+    tile(xn + qb * {qb} * {column}, wk, yk + qb * {y_step}, g, rowmask, p, Q - qb * {qb}, {kvalid});
   }}
 }}
 """)
@@ -132,6 +184,7 @@ class WgradCore:
     qb: int
     kb: int
     style: str = "vector_ext"
+    x_strided: bool = False  # read x in place through runtime strides g[16..19] (core batch, channel, row, column)
 
     symbol = "cf_conv_wgrad"
 
@@ -144,21 +197,26 @@ class WgradCore:
         lines.append("  const long Cc = g[2], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8], Qp = g[9], "
                      "sh = g[10], sw = g[11], dh = g[12], dw = g[13], Np = g[15];")
         lines.append(f"  const long wks = Cc * R * S * V, yks = Np * P * Qp * V, swn = sw * {nb};")
+        if self.x_strided:
+            lines.append("  const long sN = g[16], sC = g[17], sH = g[18], sW = g[19], swx = sw * sW;")
         lines.append(f"  vf {', '.join(acc)};")
         lines.append("  " + " ".join(f"{a} = (vf){{0}};" for a in acc))
         lines.append("  for (long c = 0; c < Cc; c++)")
         lines.append("  for (long r = 0; r < R; r++) {")
         lines.append("    const long row = p * sh + r * dh;")
         lines.append("    if (!rowmask[row]) continue;")
-        lines.append(f"    const float* xr = x + (c * Hp + row) * Wp * {nb};")
+        lines.append("    const float* xr = x + c * sC + row * sH;" if self.x_strided else
+                     f"    const float* xr = x + (c * Hp + row) * Wp * {nb};")
         lines.append("    const float* wr = w + (c * R + r) * S * V;")
         lines.append("    for (long s = 0; s < S; s++) {")
-        lines.append(f"      const float* xs = xr + s * dw * {nb};")
+        lines.append("      const float* xs = xr + s * dw * sW;" if self.x_strided else
+                     f"      const float* xs = xr + s * dw * {nb};")
         for j in range(kb):
             lines.append(f"      const vf w{j} = vld(wr + {j} * wks + s * V);")
         for i in range(qb):
             for m in range(nb):
-                lines.append(f"      {{ const float xv = xs[{i} * swn + {m}];")
+                at = f"{i} * swx + {m} * sN" if self.x_strided else f"{i} * swn + {m}"
+                lines.append(f"      {{ const float xv = xs[{at}];")
                 for j in range(kb):
                     lines.append(f"        FMA(a{j}_{m}_{i}, w{j}, xv);")
                 lines.append("      }")
@@ -168,8 +226,11 @@ class WgradCore:
                 for i in range(qb):
                     lines.append(f"  vst(y + {j} * yks + ({m} * P * Qp + {i}) * V, a{j}_{m}_{i});")
         lines.append("}")
+        x_task = (f"nbk * {nb} * g[16] + gg * Cc * g[17] + qbk * {qb} * g[11] * g[19]"
+                  if self.x_strided else f"((gg * nblk + nbk) * Cc * Hp * Wp) * {nb} + qbk * {qb} * g[11] * {nb}")
         lines.append(f"""
-/* x [G][NBLK][Cc][Hp][Wp][{nb}], w [G][Kgp][Cc][R][S][V], y [G][Kgp][Np][P][Qp][V], Np = NBLK*{nb}.
+/* x [G][NBLK][Cc][Hp][Wp][{nb}] (or in place through strides), w [G][Kgp][Cc][R][S][V],
+   y [G][Kgp][Np][P][Qp][V], Np = NBLK*{nb}.
    One task owns one register block of the output and runs the whole reduction over (c, r, s) in
    registers: no partial sums, no barriers, and a dynamic schedule keeps a preempted thread from
    holding the other back. */
@@ -183,7 +244,7 @@ void {self.symbol}(const float* restrict x, const float* restrict w, float* rest
   for (long t = 0; t < tasks; t++) {{
     const long qbk = t % qblocks, p = (t / qblocks) % P, nbk = (t / qblocks / P) % nblk;
     const long kg = (t / qblocks / P / nblk) % kgroups, gg = t / qblocks / P / nblk / kgroups;
-    const float* xc = x + ((gg * nblk + nbk) * Cc * Hp * Wp) * {nb} + qbk * {qb} * g[11] * {nb};
+    const float* xc = x + {x_task};
     const float* wc = w + (gg * Kgp + kg * {kb}) * Cc * R * S * V;
     float* yt = y + ((((gg * Kgp + kg * {kb}) * Np + nbk * {nb}) * P + p) * Qp + qbk * {qb}) * V;
     tile(xc, wc, yt, g, rowmask, p);

@@ -14,7 +14,9 @@ Per stage:
                a 1-tap axis folded into the pack), run the `fwd`, `wgrad` or `spatial` core,
                scatter the result through y's view (e.g. the stride-phase interleave). Rows that
                are structurally zero (trimmed taps, zeros a fused conversion inserted) are skipped
-               by the core; the spatial core reads and writes NCHW in place when it can.
+               by the core. A core reads the caller's tensor in place when no padding is needed
+               (fwd and spatial: NCHW rows; wgrad: the activations through their strides) and the
+               fwd and spatial cores write NCHW in place, so 1x1 layers move no data besides the filter.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 
 from ...layouts import Condition, Expr, IndexMap
 from ...plan import ConvCore, Gemm, Operand, Plan, ScatterAdd, Transform, ZeroFill
-from .configs import ceil_div, default_stage_config, direct_io, stage_spaces
+from .configs import ceil_div, default_stage_config, direct_io, stage_spaces, view_strides
 from .cores import FwdCore, GemmCore, SpatialCore, WgradCore
 from .emit import MINMAX, PRELUDE, TILE_HELPERS, Copy, copy_loop, row_major_offset
 
@@ -72,9 +74,50 @@ class Program:
 
 
 def lowered_stages(plan: Plan) -> list:
-    """The stages a program runs: the plan's, with single-use transforms fused into core reads and
-    the zero fills of the output merged into one contiguous clear up front."""
-    return [_flattened(s) for s in _merge_zero_fills(plan, _fuse_transforms(plan))]
+    """The stages a program runs: the plan's, with single-use transforms fused into core reads,
+    output lines that read only inserted zeros skipped, and the zero fills of the output merged
+    into one contiguous clear up front."""
+    return [_flattened(s) for s in _merge_zero_fills(plan, _skip_zero_lines(_fuse_transforms(plan)))]
+
+
+def _skip_zero_lines(stages: list) -> list:
+    """Over a zero-inserted input (fwd_reuse), a 1-tap axis of a core has whole output rows or
+    columns that read only inserted zeros. Compute only the others (every d-th, one affine
+    subset) and clear the output first: the core then multiplies no inserted zero on that axis."""
+    lowered = []
+    for stage in stages:
+        if isinstance(stage, ConvCore):
+            skipped = _skip_axis(_skip_axis(stage, 0), 1)
+            if skipped is not stage:
+                lowered.append(ZeroFill(stage.y.buffer, stage.y.view))
+            stage = skipped
+        lowered.append(stage)
+    return lowered
+
+
+def _skip_axis(stage: ConvCore, axis: int) -> ConvCore:
+    g = stage.geometry
+    if (g.r, g.s)[axis] != 1 or g.stride[axis] != 1 or g.input_dilation[axis] != 1:
+        return stage
+    dim, extent, outputs = 2 + axis, g.x_shape[2 + axis], np.arange((g.p, g.q)[axis])
+    src = outputs - g.offset[axis]
+    inside = (src >= 0) & (src < extent)
+    live = outputs[inside][_line_valid(stage.x.view, dim, extent)[src[inside]]]
+    steps = np.unique(np.diff(live))
+    if len(live) == 0 or len(live) == len(outputs) or len(steps) > 1:
+        return stage
+    t0, d, m = int(live[0]), int(steps[0]) if len(steps) else 1, len(live)
+
+    def every(shape, start):  # index j along the axis -> start + d * j
+        sub = tuple(m if a == dim else e for a, e in enumerate(shape))
+        return IndexMap.build(sub, shape, lambda *i: tuple(v * d + start if a == dim else v for a, v in enumerate(i)),
+                              f"every {d}th line from {start}")
+    size = {"h": m, "p": m} if axis == 0 else {"w": m, "q": m}
+    offset = (0, g.offset[1]) if axis == 0 else (g.offset[0], 0)
+    return dataclasses.replace(
+        stage, geometry=dataclasses.replace(g, offset=offset, **size),
+        x=Operand(stage.x.buffer, stage.x.view.then(every(g.x_shape, t0 - g.offset[axis]))),
+        y=Operand(stage.y.buffer, stage.y.view.then(every(g.y_shape, t0))))
 
 
 def _flattened(stage):
@@ -142,22 +185,28 @@ def _spatial_axis(x: Expr, offset: int, dilation: int) -> tuple[Expr, list[Condi
     return shifted // dilation, [Condition(shifted % dilation, 0, 1)]
 
 
-def _row_mask(g, hp: int, row_step: int, trim: bool, view: IndexMap, pack: IndexMap, row_axis: int) -> np.ndarray:
+def _line_valid(view: IndexMap, axis: int, extent: int) -> np.ndarray:
+    """Which indices along `axis` survive the view's conditions that depend on that axis alone
+    (the others: structural zeros, e.g. the inserted zeros of a fused zero insertion)."""
+    index = np.arange(extent)
+    valid = np.ones(extent, dtype=bool)
+    env = [np.zeros(1, dtype=np.int64)] * len(view.out_shape)
+    env[axis] = index
+    for cond in view.conditions:
+        if all(not cond.expr.uses(i) for i in range(len(env)) if i != axis):
+            value = np.broadcast_to(cond.expr.evaluate(env), index.shape)
+            valid &= (value >= cond.lo) & (value < cond.hi)
+    return valid
+
+
+def _row_mask(g, hp: int, row_step: int, trim: bool, packed: IndexMap, row_axis: int) -> np.ndarray:
     """Packed rows the core may skip: with `trim` the core's own padding and inserted zeros, and
     always the rows that the operand's (fused) conversions make structurally zero."""
-    rows = np.arange(hp)
-    valid = np.ones(hp, dtype=bool)
+    valid = _line_valid(packed, row_axis, hp)
     if trim:
-        shifted = rows * row_step - g.offset[0]
+        shifted = np.arange(hp) * row_step - g.offset[0]
         ih = g.input_dilation[0]
         valid &= (shifted % ih == 0) & (shifted // ih >= 0) & (shifted // ih < g.h)
-    rank = len(pack.out_shape)
-    env = [np.zeros(1, dtype=np.int64)] * rank
-    env[row_axis] = rows
-    for cond in (c.substitute(pack.coords) for c in view.conditions):
-        if all(not cond.expr.uses(i) for i in range(rank) if i != row_axis):
-            value = np.broadcast_to(cond.expr.evaluate(env), rows.shape)
-            valid &= (value >= cond.lo) & (value < cond.hi)
     return valid
 
 
@@ -169,6 +218,7 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
     (sh, sw), (dh, dw) = (st // f for st, f in zip(g.stride, fold)), g.dilation
     kgb = ceil_div(kg, v)
     kb = config["kb"]
+    x_direct, y_direct = direct_io(stage, config, v)
     kblock = kb if config["core"] == "spatial" else v  # output channels per block of the core's result
     if config["core"] == "spatial":
         kgp, qp = ceil_div(kg, kb), ceil_div(g.q, config["qv"] * v) * config["qv"] * v
@@ -196,8 +246,11 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
             return (gg * kg + kbk * v + k, cb * v + c, r, s), tail(kbk * v + k, kg, kgp * v) + tail(
                 cb * v + c, cg, cgb * v)
         w_map = IndexMap.build((groups, kgp, cgb, v, g.r, g.s, v), g.w_shape, w_fn, "pack OI[v]ihw[v]o")
-        core = FwdCore(v, config["qb"], kb, sw == 1, config["style"], xl)
-        params = [g.n, groups, cgb, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg]
+        core = FwdCore(v, config["qb"], kb, sw == 1, config["style"], xl, config["order"],
+                       g.stride[1] if x_direct else 0, y_direct)
+        if x_direct:  # the caller's rows as they are: no padding, the stride walked in place
+            (sh, sw), hp, wp = g.stride, g.h, g.w
+        params = [g.n, groups, cgb, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg, kg, g.q]
 
         def y_offset(n, gg, kbk, lane, p, q):
             return row_major_offset((n, gg, kbk, p, q, lane), (g.n, groups, kgp, g.p, qp, v))
@@ -230,16 +283,18 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
         def w_fn(gg, kbk, c, r, s, k):
             return (gg * kg + kbk * v + k, c, r, s), tail(kbk * v + k, kg, kgp * v)
         w_map = IndexMap.build((groups, kgp, cg, g.r, g.s, v), g.w_shape, w_fn, "pack K[v]-blocked")
-        core = WgradCore(v, nb, config["qb"], kb, config["style"])
-        params = [g.n, groups, cg, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg, np_]
+        core = WgradCore(v, nb, config["qb"], kb, config["style"], x_direct)
+        if x_direct:  # the caller's tensor through its strides: no padding, the stride walked in place
+            (sh, sw), hp, wp = g.stride, g.h, g.w
+        params = [g.n, groups, cg, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg, np_,
+                  *(view_strides(stage.x.view) if x_direct else ())]
 
         def y_offset(n, gg, kbk, lane, p, q):
             return row_major_offset((gg, kbk, n, p, q, lane), (groups, kgp, np_, g.p, qp, v))
         y_elements = groups * kgp * np_ * g.p * qp * v
 
     x_packed = stage.x.view.then(x_map)
-    mask = _row_mask(g, hp, fold[0], stage.trim, stage.x.view, x_map, 3)
-    x_direct, y_direct = direct_io(stage, config, v)
+    mask = _row_mask(g, hp, 1 if x_direct else fold[0], stage.trim, stage.x.view.then(x_map), 3)
     if x_direct:
         xs = stage.x.buffer
     else:
