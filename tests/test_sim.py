@@ -127,3 +127,95 @@ def test_padding_costs_no_dram_bytes():
     assert stats.bytes["dram->spad"] == 64
     rows = m.buffers["spad"].data[:9]
     assert not rows[0].any() and np.array_equal(rows[4], np.arange(64).reshape(16, 4)[:, 0])
+
+
+def _vta_gemm_reference(uops, iters, factors, inp, wgt, acc):
+    """The ISA's micro-op loop, one micro-op at a time (reference/targets.md §3.2)."""
+    acc = acc.astype(np.int64)
+    dst0, src0, wgt0 = unpack_uops(uops)
+    for y in range(iters[0]):
+        for x in range(iters[1]):
+            for d, s, w in zip(dst0, src0, wgt0):
+                d = d + y * factors[0][0] + x * factors[0][1]
+                s = s + y * factors[1][0] + x * factors[1][1]
+                w = w + y * factors[2][0] + x * factors[2][1]
+                acc[d] += wgt[w].reshape(16, 16).astype(np.int64) @ inp[s].astype(np.int64)
+    return acc.astype(np.int32)  # two's-complement wrap-around
+
+
+@pytest.mark.parametrize("form", ["taps", "rows", "repeated_dst", "padded_lanes", "shared_weights"])
+def test_vta_gemm_loop_matches_micro_op_semantics(form):
+    """Every GEMM loop form the backend emits equals the micro-op loop run one micro-op at a time."""
+    rng = np.random.default_rng(1)
+    inp = rng.integers(-128, 128, (64, 16)).astype(np.int8)
+    if form == "padded_lanes":
+        inp[:, 3:] = 0  # channel padding: zero lanes
+    wgt = rng.integers(-128, 128, (32, 256)).astype(np.int8)
+    acc = rng.integers(-2**31, 2**31, (64, 16)).astype(np.int32)  # wrap-around is exercised
+    uops, iters, factors = {
+        "taps": (pack_uops([0, 1, 2, 3], [0, 1, 8, 9], [0, 0, 16, 16]), (2, 3), ((0, 0), (8, 1), (3, 1))),
+        "rows": (pack_uops([0, 1, 2], [0, 1, 2], [5, 5, 5]), (3, 2), ((4, 0), (8, 1), (0, 1))),
+        "repeated_dst": (pack_uops([0, 0, 5], [0, 9, 2], [1, 2, 3]), (2, 2), ((1, 1), (3, 2), (4, 1))),
+        "padded_lanes": (pack_uops([0, 1, 2, 3], [0, 1, 8, 9], [0, 0, 16, 16]), (2, 3), ((0, 0), (8, 1), (3, 1))),
+        # 32 micro-ops, 16 per weight entry: one batched product per (loop step, entry)
+        "shared_weights": (pack_uops(np.arange(32), np.arange(32), np.repeat([0, 5], 16)), (2, 3),
+                           ((0, 0), (16, 1), (3, 1))),
+    }[form]
+    target = load("vta")
+    m = Machine(target, {"uops": uops}, functional=True, explicit_sync=False)
+    for name, data in (("inp", inp), ("wgt", wgt), ("acc", acc)):
+        m.buffers[name].data[:len(data)] = data
+        m.buffers[name].written[:len(data)] = True
+    m.buffers["uop"].data[:uops.size, 0] = uops
+    m.buffers["uop"].written[:uops.size] = True
+    gemm = Gemm(0, uops.size, *iters, *factors, Region("acc", 0, 64), Region("inp", 0, 64), Region("wgt", 0, 32), 0)
+    m.run([gemm])
+    assert np.array_equal(m.buffers["acc"].data[:64], _vta_gemm_reference(uops, iters, factors, inp, wgt, acc))
+
+
+def test_vta_gemm_loop_leaving_its_region_is_named():
+    m = Machine(load("vta"), {"x": np.zeros(1)}, functional=True)
+    for name in ("uop", "inp", "wgt", "acc"):
+        m.buffers[name].written[:] = True
+    m.buffers["uop"].data[0, 0] = pack_uops([0], [3], [0])[0]
+    gemm = Gemm(0, 1, 2, 1, (0, 0), (1, 0), (0, 0), Region("acc", 0, 1), Region("inp", 0, 4), Region("wgt", 0, 1), 0)
+    with pytest.raises(SimError, match=r"#0 GEMM.*micro-op src index 4 leaves its declared region inp\[0:4\]"):
+        m.run([gemm])
+
+
+def test_davinci_cube_step_over_blocks_and_some_taps():
+    """A cube step over two channel blocks and three of the nine taps: load3d + load2d + mmad equal the
+    conv of those taps (fp16 products, fp32 sums)."""
+    from convforge.backends.accel.emit_davinci import fmap_units, fractal_z_units
+    from convforge.sim.davinci import Load2d, Mmad, l0a_units, l0b_units, l0c_units
+    from convforge.sim.tile import conv_tile
+
+    rng = np.random.default_rng(2)
+    tb, tc, tk, tp, tq, stride, dil = 2, 20, 18, 3, 4, (2, 1), (1, 2)
+    taps = ((0, 1), (1, 2), (2, 0))
+    shape = TileShape(tb, tp, tq, tk, tc, 3, 3, stride, dil, taps)
+    x = rng.standard_normal((tb, tc, shape.rows, shape.cols)).astype(np.float16)
+    w = rng.standard_normal((tk, tc, 3, 3)).astype(np.float16)
+    xu, wu = fmap_units(x), fractal_z_units(w)
+    m = Machine(load("davinci"), {"x": np.zeros(1)}, functional=True)
+    m.buffers["L1"].data[:len(xu)] = xu
+    m.buffers["L1"].data[len(xu):len(xu) + len(wu)] = wu
+    m.buffers["L1"].written[:len(xu) + len(wu)] = True
+    a = Region("L0A", 0, l0a_units(shape))
+    b = Region("L0B", 0, l0b_units(shape))
+    c = Region("L0C", 0, l0c_units(shape))
+    m.run([Load3d(Region("L1", 0, len(xu)), a, shape), Load2d(Region("L1", len(xu), len(wu)), b, shape),
+           Mmad(a, b, c, shape, accumulate=False)])
+    want = conv_tile(shape, x.transpose(0, 2, 3, 1), w.transpose(2, 3, 1, 0))  # [tb, tp, tq, tk]
+    got = m.units(c).reshape(-1, tb * tp * tq + 8, 16)[:, :tb * tp * tq].transpose(1, 0, 2).reshape(tb * tp * tq, -1)
+    assert np.allclose(got[:, :tk], want.reshape(-1, tk), rtol=1e-5, atol=1e-4)
+
+
+def test_give_up_after_stops_a_losing_candidate():
+    program = [_mvin(Region("spad", 0, 4)), _mvin(Region("spad", 4, 4))]
+    def timing():
+        return Machine(load("gemmini"), None, functional=False)
+
+    full = timing().run(program)
+    assert timing().run(program, give_up_after=full.cycles - 1) is None
+    assert timing().run(program, give_up_after=full.cycles).cycles == full.cycles

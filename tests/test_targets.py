@@ -78,7 +78,7 @@ def test_users_own_accelerator_from_a_copy(tmp_path):
     path = _edited(tmp_path, r"^bytes_per_cycle = 16", "bytes_per_cycle = 2")
     slow = compile_accel(p, "fwd", str(path), algorithm="direct")
     fast = compile_accel(p, "fwd", "gemmini", algorithm="direct")
-    assert slow.target.name == "gemmini" and slow.target.source == str(path)
+    assert slow.target == "gemmini" and slow.accelerator.source == str(path)
     assert slow.stats.busy["LD"] > fast.stats.busy["LD"]
 
 
@@ -93,9 +93,9 @@ def test_unsupported_dtypes_name_the_field():
 def test_operand_dtype_checked_at_call():
     p = ConvProblem(1, 4, 4, 5, 5, 3, 3, dtypes=("i8", "i8", "i32", "i32"))
     kernel = compile_accel(p, "fwd", "vta", algorithm="direct")
-    with pytest.raises(TypeError, match="operand x must have dtype int8"):
+    with pytest.raises(TypeError, match="operand 'x' must have dtype int8"):
         kernel(np.zeros(p.x_shape, np.float32), np.zeros(p.w_shape, np.int8))
-    with pytest.raises(ValueError, match="operand w must have shape"):
+    with pytest.raises(ValueError, match="operand 'w' must have shape"):
         kernel(np.zeros(p.x_shape, np.int8), np.zeros((1, 1, 1, 1), np.int8))
 
 

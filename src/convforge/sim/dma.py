@@ -17,13 +17,30 @@ import numpy as np
 
 from ..layouts import IndexMap
 
+_WHOLE_VIEW = 1 << 20  # views up to this many elements get their indices computed once per run
 
-def _index(m, tensor: str, view: IndexMap):
-    """Source indices and validity of a whole view, cached per run (the tensors do not move)."""
-    key = ("index", tensor, id(view))
-    if key not in m.cache:
-        m.cache[key] = view.source_indices()
-    return m.cache[key]
+
+def _index(m, view: IndexMap, clamped) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Source indices and validity of the box `clamped` ([lo, hi) per axis) of a view. A small view's
+    indices are computed whole, once per run, and sliced (one view may serve several tensors: VTA's
+    byte planes of one result); a big one's (a 7-D column matrix) per box, so that no index array of
+    the whole view is ever built."""
+    if view.elements <= _WHOLE_VIEW:
+        key = ("index", id(view))
+        if key not in m.cache:
+            m.cache[key] = view.source_indices()
+        index, mask = m.cache[key]
+        box = tuple(slice(lo, hi) for lo, hi in clamped)
+        return tuple(i[box] for i in index), mask[box]
+    rank = len(clamped)
+    grid = [np.arange(lo, hi).reshape([-1 if a == axis else 1 for a in range(rank)])
+            for axis, (lo, hi) in enumerate(clamped)]
+    shape = tuple(hi - lo for lo, hi in clamped)
+    mask = np.ones(shape, dtype=bool)
+    for cond in view.conditions:
+        value = cond.expr.evaluate(grid)
+        mask &= (value >= cond.lo) & (value < cond.hi)
+    return tuple(np.where(mask, np.broadcast_to(c.evaluate(grid), shape), 0) for c in view.coords), mask
 
 
 @dataclass(frozen=True)
@@ -74,26 +91,26 @@ class Box:
     # ---------------------------------------------------------------- function
     def frame(self, m) -> np.ndarray:
         """The box's values (zeros outside the operand) as a dense array of shape `sizes`."""
-        index, mask = _index(m, self.tensor, self.view)
         out = np.zeros(self.sizes, dtype=m.dram[self.tensor].dtype)
-        (src, dst) = _slices(self.starts, self.sizes, self.clamped())
+        src, dst = _slices(self.starts, self.sizes, self.clamped())
         if src is None:
             return out
-        idx = tuple(i[src] for i in index)
+        idx, valid = _index(m, self.view, self.clamped())
         values = m.dram[self.tensor][idx]
-        values[~mask[src]] = 0
+        values[~valid] = 0
         out[dst] = values
         return out
 
     def store(self, m, values: np.ndarray, accumulate: bool = False) -> None:
         """Write `values` (shape `sizes`) to the tensor through the view (the valid part only)."""
-        index, mask = _index(m, self.tensor, self.view)
         src, dst = _slices(self.starts, self.sizes, self.clamped())
         if src is None:
             return
-        keep = mask[src]
-        idx = tuple(i[src][keep] for i in index)
-        vals = values[dst][keep].astype(m.dram[self.tensor].dtype)
+        idx, keep = _index(m, self.view, self.clamped())
+        if keep.all():  # no padding or inserted zero in the box: no masked copies
+            vals = values[dst].astype(m.dram[self.tensor].dtype)
+        else:
+            idx, vals = tuple(i[keep] for i in idx), values[dst][keep].astype(m.dram[self.tensor].dtype)
         if accumulate:
             m.dram[self.tensor][idx] += vals
         else:

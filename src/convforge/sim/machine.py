@@ -14,12 +14,17 @@ writes, its cost in cycles and its functional effect. The machine runs a program
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict, deque
+from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from ..targets import Target
+from .blas import one_thread
 
 NUMPY = {"i8": np.int8, "i32": np.int32, "f16": np.float16, "f32": np.float32}
 
@@ -28,9 +33,9 @@ class SimError(ValueError):
     """An illegal program: the message names the instruction and the fault."""
 
 
-@dataclass(frozen=True)
-class Region:
-    """`count` units of on-chip buffer `buffer` from unit `start`."""
+class Region(NamedTuple):
+    """`count` units of on-chip buffer `buffer` from unit `start` (a tuple: hashed and compared in C,
+    which the simulator does for every instruction)."""
 
     buffer: str
     start: int
@@ -41,8 +46,9 @@ class Region:
 
 
 @dataclass
-class Stats:
-    """Counters of one run (the names are the documented `kernel.stats` keys)."""
+class Stats(Mapping):
+    """Counters of one run: attributes, and a read-only mapping of the same names (`kernel.stats`
+    is a mapping on every target)."""
 
     cycles: float = 0.0
     busy: dict[str, float] = field(default_factory=dict)
@@ -56,6 +62,15 @@ class Stats:
     @property
     def dram_bytes(self) -> int:
         return sum(v for k, v in self.bytes.items() if "dram" in k)
+
+    def __getitem__(self, key: str):
+        return self.as_dict()[key]
+
+    def __iter__(self):
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        return len(self.as_dict())
 
     def as_dict(self) -> dict:
         return {"cycles": self.cycles, "busy": dict(self.busy), "bytes": dict(self.bytes),
@@ -126,6 +141,8 @@ class Machine:
         self.dram_times: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # write end, read end
         self.cache: dict = {}  # functional helpers keyed by (tensor, view): gathered arrays, indices
         self.current: tuple[int, Instruction | None] = (0, None)
+        self._checked: set[Region] = set()  # regions already found inside their buffer and aligned
+        self._filled: set[Region] = set()  # regions written as a whole (a read of one needs no unit scan)
 
     # ------------------------------------------------------------------ faults
     def fault(self, message: str) -> SimError:
@@ -141,22 +158,31 @@ class Machine:
         return self.buffers[region.buffer].data[region.start:region.start + region.count]
 
     # ------------------------------------------------------------------ running
-    def run(self, program) -> Stats:
-        for index, ins in enumerate(program):
-            self.current = (index, ins)
-            self.step(ins)
+    def run(self, program, give_up_after: float | None = None) -> Stats | None:
+        """Run `program`; with `give_up_after`, stop and return None as soon as the makespan passes
+        it (a tile search needs no exact count for a candidate that already lost)."""
+        with one_thread() if self.functional else nullcontext():
+            for index, ins in enumerate(program):
+                self.current = (index, ins)
+                if self.step(ins) > (give_up_after if give_up_after is not None else math.inf):
+                    return None
         self.stats.cycles = max(self.free.values())
         for name, b in self.buffers.items():
             self.stats.peak_bytes[name] = b.high * b.spec.unit_bytes
         return self.stats
 
-    def step(self, ins: Instruction) -> None:
+    def step(self, ins: Instruction) -> float:
+        """Check, time and (when functional) execute one instruction; returns its end cycle."""
         if ins.engine not in self.free:
             raise self.fault(f"runs on engine {ins.engine!r}, which target {self.target.name} lacks")
         reads, writes = ins.reads(), ins.writes()
         for region in reads + writes:
-            self._check_region(region)
+            if region not in self._checked:
+                self._check_region(region)
+                self._checked.add(region)
         for region in reads:
+            if region in self._filled:
+                continue
             written = self.buffers[region.buffer].written[region.start:region.start + region.count]
             if not written.all():
                 first = region.start + int(np.argmin(written))
@@ -180,14 +206,17 @@ class Machine:
             self.tokens[queue].append(end)
         self._record(reads, writes, ins, end)
         for region in writes:
-            b = self.buffers[region.buffer]
-            b.written[region.start:region.start + region.count] = True
-            b.high = max(b.high, region.start + region.count)
+            if region not in self._filled:
+                self._filled.add(region)
+                b = self.buffers[region.buffer]
+                b.written[region.start:region.start + region.count] = True
+                b.high = max(b.high, region.start + region.count)
         self.stats.instructions += 1
         self.stats.primitives += ins.primitives
         ins.account(self.stats)
         if self.functional:
             ins.execute(self)
+        return end
 
     def _check_region(self, region: Region) -> None:
         b = self.buffer(region.buffer)
@@ -202,12 +231,18 @@ class Machine:
 
     # ------------------------------------------------------------------ dependencies
     def _hazards(self, reads, writes, ins: Instruction) -> float:
+        """Earliest start allowed by RAW (reads, writes) and WAR (writes) on overlapping live intervals."""
         ready = 0.0
-        for region, is_write in [(r, False) for r in reads] + [(w, True) for w in writes]:
+        for region in reads:
+            lo, hi = region.start, region.start + region.count
+            for iv in self.buffers[region.buffer].intervals:
+                if iv[0] < hi and lo < iv[1] and iv[2] > ready:
+                    ready = iv[2]
+        for region in writes:
             lo, hi = region.start, region.start + region.count
             for iv in self.buffers[region.buffer].intervals:
                 if iv[0] < hi and lo < iv[1]:
-                    ready = max(ready, iv[2], iv[3] if is_write else 0.0)
+                    ready = max(ready, iv[2], iv[3])
         for name in ins.dram_reads():
             ready = max(ready, self.dram_times[name][0])
         for name in ins.dram_writes():
@@ -225,7 +260,8 @@ class Machine:
             ivs = self.buffers[region.buffer].intervals
             for iv in ivs:
                 if iv[0] == lo and iv[1] == hi:
-                    iv[3] = max(iv[3], end)
+                    if end > iv[3]:
+                        iv[3] = end
                     break
             else:
                 ivs.append([lo, hi, 0.0, end])

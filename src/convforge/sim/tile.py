@@ -41,14 +41,28 @@ class TileShape:
 
 def conv_tile(shape: TileShape, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """sum over taps of x[:, p*sh + r*dh, q*sw + s*dw, :] @ w[r, s] in float64 (exact for int8 and fp16
-    products; fp32 accumulation is applied by the caller's cast)."""
+    products; fp32 accumulation is applied by the caller's cast).
+
+    Taps go into the reduction together (one matrix product over (tap, channel) per group of taps,
+    bounded in memory): a backward-weight tile has thousands of taps and few channels."""
     (sh, sw), (dh, dw) = shape.stride, shape.dilation
-    out = np.zeros((shape.tb * shape.tp * shape.tq, shape.tk))
-    xf = x.astype(np.float64)
-    for r, s in shape.taps:
-        window = xf[:, r * dh:r * dh + (shape.tp - 1) * sh + 1:sh, s * dw:s * dw + (shape.tq - 1) * sw + 1:sw, :]
-        out += window.reshape(-1, shape.tc) @ w[r, s].astype(np.float64)
+    rows = shape.tb * shape.tp * shape.tq
+    xf, wf = np.ascontiguousarray(x, dtype=np.float64), w.astype(np.float64)
+    sb, sr, sc, se = xf.strides
+    # view[b, p, q, r, s, c] = x[b, p*sh + r*dh, q*sw + s*dw, c] for every tap the frame holds
+    view = np.lib.stride_tricks.as_strided(
+        xf, (shape.tb, shape.tp, shape.tq, shape.tr, shape.ts, shape.tc),
+        (sb, sh * sr, sw * sc, dh * sr, dw * sc, se), writeable=False)
+    out = np.zeros((rows, shape.tk))
+    group = max(1, _GATHER_ELEMENTS // max(1, rows * shape.tc))
+    for first in range(0, len(shape.taps), group):
+        r, s = (np.array(a) for a in zip(*shape.taps[first:first + group]))
+        cols = view[:, :, :, r, s, :].reshape(rows, r.size * shape.tc)
+        out += cols @ wf[r, s].reshape(r.size * shape.tc, shape.tk)
     return out.reshape(shape.tb, shape.tp, shape.tq, shape.tk)
+
+
+_GATHER_ELEMENTS = 1 << 21  # float64 elements of one gathered group of taps (16 MiB)
 
 
 def wrap_int32(values: np.ndarray) -> np.ndarray:

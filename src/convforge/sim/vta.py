@@ -77,24 +77,24 @@ class Gemm(Instruction):
         self.primitives = self.iter_out * self.iter_in * (self.uop_end - self.uop_bgn)
 
     def execute(self, m: Machine) -> None:
-        dst, src, wgt = unpack_uops(m.buffers["uop"].data[self.uop_bgn:self.uop_end, 0])
-        y, x = np.meshgrid(np.arange(self.iter_out), np.arange(self.iter_in), indexing="ij")
-        y, x = y.reshape(-1, 1), x.reshape(-1, 1)
-        dst = (dst + y * self.dst_factor[0] + x * self.dst_factor[1]).ravel()
-        src = (src + y * self.src_factor[0] + x * self.src_factor[1]).ravel()
-        wgt = (wgt + y * self.wgt_factor[0] + x * self.wgt_factor[1]).ravel()
+        """All micro-ops of the loop at once: products in exact integers, summed per acc entry, added
+        with int32 wrap-around. Input lanes that are zero in the whole declared inp region (channel
+        padding) are left out of the products, which changes no sum."""
+        d0, s0, w0 = unpack_uops(m.buffers["uop"].data[self.uop_bgn:self.uop_end, 0])
+        y = np.arange(self.iter_out)[:, None, None]
+        x = np.arange(self.iter_in)[None, :, None]
+        dst = d0 + y * self.dst_factor[0] + x * self.dst_factor[1]  # [iter_out, iter_in, uops]
+        src = s0 + y * self.src_factor[0] + x * self.src_factor[1]
+        wgt = w0 + y * self.wgt_factor[0] + x * self.wgt_factor[1]
         for name, index, region in (("dst", dst, self.acc), ("src", src, self.inp), ("wgt", wgt, self.wgt)):
             if index.min() < region.start or index.max() >= region.start + region.count:
                 raise m.fault(f"micro-op {name} index {int(index.max())} leaves its declared region {region}")
-        inp = m.buffers["inp"].data.astype(np.float64)
-        weights = m.buffers["wgt"].data.reshape(-1, 16, 16).astype(np.float64)  # [entry, out, in]
-        acc = m.buffers["acc"].data
-        total = np.zeros((acc.shape[0], acc.shape[1]), dtype=np.int64)
-        for w in np.unique(wgt):
-            sel = wgt == w
-            np.add.at(total, dst[sel], np.rint(inp[src[sel]] @ weights[w].T).astype(np.int64))
-        touched = np.unique(dst)
-        acc[touched] = (acc[touched].astype(np.int64) + total[touched]).astype(np.int32)
+        # float32 is exact here: at most 16 products of int8 values per micro-op (< 2**19)
+        lanes = np.flatnonzero(m.units(self.inp).any(axis=0))
+        inp = m.units(self.inp)[:, lanes].astype(np.float32)[src - self.inp.start]  # [out, in, uops, lanes]
+        first = int(wgt.min())  # only the weight entries the loop reads
+        weights = m.buffers["wgt"].data[first:int(wgt.max()) + 1].reshape(-1, 16, 16)[:, :, lanes].astype(np.float32)
+        _accumulate(m.buffers["acc"].data, dst, _products(inp, weights, w0, wgt - first))
 
     def text(self) -> str:
         return (f"GEMM uop[{self.uop_bgn}:{self.uop_end}] iter {self.iter_out}x{self.iter_in} "
@@ -150,3 +150,38 @@ class Nop(Instruction):
 
     def text(self) -> str:
         return "GEMM.nop"
+
+
+def _products(inp: np.ndarray, weights: np.ndarray, w0: np.ndarray, wgt: np.ndarray) -> np.ndarray:
+    """inp[y, x, u] @ weights[wgt[y, x, u]]^T for every micro-op. Micro-ops whose uop words name the
+    same weight entry read one weight at every loop step: when each entry serves equally many (at
+    least 16) micro-ops over at least 8 lanes, one batched matrix product per (loop step, entry);
+    otherwise (few lanes: a product per micro-op is cheap) every micro-op gathers its own weight."""
+    uops = w0.size
+    order = np.argsort(w0, kind="stable")
+    firsts = np.flatnonzero(np.r_[True, w0[order][1:] != w0[order][:-1]])
+    size = uops // firsts.size
+    if size < 16 or inp.shape[3] < 8 or np.any(np.diff(np.r_[firsts, uops]) != size):
+        return np.einsum("yxui,yxuoi->yxuo", inp, weights[wgt])
+    loops = inp.shape[:2]
+    grouped = inp[:, :, order].reshape(*loops, firsts.size, size, inp.shape[3])
+    shared = weights[wgt[:, :, order[firsts]]].swapaxes(-1, -2)  # [iter_out, iter_in, entries, lanes, 16]
+    products = np.empty(inp.shape[:3] + (16,), dtype=np.float32)
+    products[:, :, order] = (grouped @ shared).reshape(*loops, uops, 16)
+    return products
+
+
+def _accumulate(acc: np.ndarray, dst: np.ndarray, values: np.ndarray) -> None:
+    """acc[dst] += values with int32 wrap-around; dst [iter_out, iter_in, uops], values the same + outputs.
+    Loop axes along which dst does not move are summed first; repeated entries go through add.at."""
+    values = np.rint(values).astype(np.int64)
+    for axis in (1, 0):
+        if dst.shape[axis] > 1 and (dst == dst.take([0], axis=axis)).all():
+            dst, values = dst.take([0], axis=axis), values.sum(axis=axis, keepdims=True)
+    dst, values = dst.ravel(), values.reshape(-1, values.shape[-1])
+    if np.bincount(dst - dst.min()).max() == 1:
+        acc[dst] = (acc[dst].astype(np.int64) + values).astype(np.int32)
+        return
+    total = acc.astype(np.int64)
+    np.add.at(total, dst, values)
+    acc[...] = total.astype(np.int32)

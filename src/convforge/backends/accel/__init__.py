@@ -11,6 +11,8 @@ run on the simulator (`convforge.sim`).
 
 from __future__ import annotations
 
+import math
+
 from ...plan import plan as make_plan
 from ...problem import ConvProblem, Direction
 from ...sim.machine import Machine
@@ -27,6 +29,9 @@ ALGORITHMS = {
     Direction.bwd_weight: ("phase_split", "direct", "trim", "fwd_reuse", "im2col_gemm"),
 }
 EXTRA = {"gemmini": {Direction.fwd: tuple(GEMMINI_PLANS)}}  # target-specific forms (vendor_plans)
+# the tile search lowers and simulates candidates (best estimate first) until it has spent this many
+# instructions: a few seconds of host time per core, whatever the layer size
+SEARCH_INSTRUCTIONS = 200_000
 VENDOR = {  # what the vendor stacks do (reference/targets.md §1.6, §2.7, §3.7)
     "gemmini": {Direction.fwd: "direct", Direction.bwd_data: "fwd_reuse", Direction.bwd_weight: "direct"},
     "vta": {Direction.fwd: "direct", Direction.bwd_data: "fwd_reuse", Direction.bwd_weight: "direct"},
@@ -142,17 +147,29 @@ def _choose(job: CoreJob, emitter, target, vendor: bool, forced: Tile | None, se
         seeds["vendor"] = emitter.vendor_tile(g)
     except ValueError:
         pass  # the vendor's schedule has no tile for this core (e.g. VTA with a 56x56 "filter")
-    pool = [(how, s) for how, s in seeds.items()] + [("searched", c) for c in tiling.candidates(g, emitter)]
+    ranked = emitter.candidates(g) if hasattr(emitter, "candidates") else tiling.candidates(g, emitter)
+    pool = [(how, s) for how, s in seeds.items()] + [("searched", c) for c in ranked]
     if not search:  # rank by the analytic estimate only (no simulation)
         how, cand = min(pool, key=lambda e: tiling.estimate(g, e[1], emitter.dim))
         return cand, how
-    results = []
+    estimate = getattr(emitter, "estimate", None)
+    if estimate is not None:  # likely winners first, so that losers are given up early
+        pool.sort(key=lambda e: estimate(g, e[1]))
+    results, fastest, spent = [], math.inf, 0
     for how, cand in pool:
+        if results and spent >= SEARCH_INSTRUCTIONS:
+            break
+        if estimate is not None and estimate(g, cand) > 2 * fastest:
+            continue  # its busiest engine alone needs about twice the best makespan found
         low = Lowering(type(emitter)(target), eb)  # a fresh emitter: lowering state stays apart
         low.core(job, cand)
-        stats = Machine(target, None, functional=False, explicit_sync=target.isa == "vta").run(low.finish())
-        results.append((stats.cycles, stats.dram_bytes, cand, how))
-    fastest = min(r[0] for r in results)
+        program = low.finish()
+        spent += len(program)
+        stats = Machine(target, None, functional=False, explicit_sync=target.isa == "vta").run(
+            program, give_up_after=fastest * 1.005)
+        if stats is not None:
+            results.append((stats.cycles, stats.dram_bytes, cand, how))
+            fastest = min(fastest, stats.cycles)
     # within 0.5% of the fastest, move the fewest DRAM bytes
     _, _, cand, how = min((r for r in results if r[0] <= fastest * 1.005), key=lambda r: (r[1], r[0]))
     return cand, how

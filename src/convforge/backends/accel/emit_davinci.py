@@ -6,6 +6,8 @@ run through UB on MTE2 / V / MTE3.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ...sim.davinci import F, Load2d, Load3d, Mmad, Move, l0a_units, l0b_units, l0c_units
@@ -41,6 +43,11 @@ def _aligned(units: int) -> int:
     return -(-units // F) * F
 
 
+def _balanced(total: int, most: int) -> int:
+    """The even step size for `total` items taken at most `most` at a time."""
+    return -(-total // -(-total // max(1, most)))
+
+
 class DavinciEmitter:
     dim = F
 
@@ -55,11 +62,11 @@ class DavinciEmitter:
 
     # ------------------------------------------------------------------ footprints
     def units(self, g, t: Tile) -> dict[str, int]:
-        """L1 holds the whole tile; L0A/L0B/L0C one cube step: one 16-channel block, every tap."""
+        """L1 holds the whole tile (every channel block and tap); L0A/L0B/L0C hold one cube step, at
+        least one 16-channel block and one tap (`step_size` takes as many as fit)."""
         rows, cols = halo(g, t.p, t.q, t.r, t.s)
         ncb, nkb = -(-t.c // F), -(-t.k // F)
-        step = TileShape(t.b, t.p, t.q, t.k, min(t.c, F), t.r, t.s, g.stride, g.dilation,
-                         tuple((r, s) for r in range(t.r) for s in range(t.s)))
+        step = TileShape(t.b, t.p, t.q, t.k, min(t.c, F), 1, 1, g.stride, g.dilation, ((0, 0),))
         return {"x": t.b * ncb * rows * cols, "w": ncb * t.r * t.s * nkb * F, "L0A": l0a_units(step),
                 "L0B": l0b_units(step), "L0C": l0c_units(step)}
 
@@ -68,8 +75,19 @@ class DavinciEmitter:
         mkn = self.target.limits["max_mad_mkn"]
         return (2 * (u["x"] + u["w"]) <= self.l1.depth and 2 * _aligned(u["L0A"]) <= self.l0a.depth
                 and 2 * _aligned(u["L0B"]) <= self.l0b.depth and 2 * _aligned(u["L0C"]) <= self.l0c.depth
-                and 2 * u["L0C"] <= self.ub.depth and t.b * t.p * t.q <= mkn and F * t.r * t.s <= mkn
-                and t.k <= mkn)
+                and 2 * u["L0C"] <= self.ub.depth and t.b * t.p * t.q <= mkn and t.k <= mkn)
+
+    def step_size(self, s: TileShape) -> tuple[int, int]:
+        """(channel blocks, taps) of one cube step: as many 16-deep slices (block x tap) as the L0A /
+        L0B halves and the mmad k field hold; all taps of a block first, then several blocks, each
+        count balanced over the steps (9 taps at most 4 a step -> 3, 3, 3)."""
+        one = TileShape(s.tb, s.tp, s.tq, s.tk, F, 1, 1, s.stride, s.dilation, ((0, 0),))
+        slices = max(1, min(self.l0a.depth // 2 // l0a_units(one), self.l0b.depth // 2 // l0b_units(one),
+                            self.target.limits["max_mad_mkn"] // F))
+        taps, blocks = len(s.taps), -(-s.tc // F)
+        if slices < taps:
+            return 1, _balanced(taps, slices)
+        return _balanced(blocks, slices // taps), taps
 
     def regions(self, g, t: Tile) -> dict[str, list[Region]]:
         u = self.units(g, t)
@@ -94,17 +112,22 @@ class DavinciEmitter:
         return [Load("copy_gm_to_cbuf", "MTE2", "gm_to_l1", Region("L1", region.start, n), box, fractal_z_units)]
 
     def compute(self, x, w, y, s: TileShape, accumulate: bool):
-        """One cube step per 16-channel block: img2col of that block's slice, its weight fractals, mmad."""
+        """Cube steps over (run of channel blocks, run of taps): img2col of those blocks' slices for
+        those taps, their weight fractals, one mmad accumulating into the tile's L0C half."""
         ncb, nkb = -(-s.tc // F), -(-s.tk // F)
         x_block, w_block = s.tb * s.rows * s.cols, s.tr * s.ts * nkb * F
         c = Region("L0C", y.start, l0c_units(s))
+        blocks, taps = self.step_size(s)
         program = []
-        for cb in range(ncb):
-            step = TileShape(s.tb, s.tp, s.tq, s.tk, min(F, s.tc - cb * F), s.tr, s.ts, s.stride, s.dilation, s.taps)
-            a, b = self._next("L0A", l0a_units(step)), self._next("L0B", l0b_units(step))
-            program += [Load3d(Region("L1", x.start + cb * x_block, x_block), a, step),
-                        Load2d(Region("L1", w.start + cb * w_block, w_block), b, step),
-                        Mmad(a, b, c, step, accumulate or cb > 0)]
+        for cb in range(0, ncb, blocks):
+            nb = min(blocks, ncb - cb)
+            for first in range(0, len(s.taps), taps):
+                step = TileShape(s.tb, s.tp, s.tq, s.tk, min(nb * F, s.tc - cb * F), s.tr, s.ts, s.stride,
+                                 s.dilation, s.taps[first:first + taps])
+                a, b = self._next("L0A", l0a_units(step)), self._next("L0B", l0b_units(step))
+                program += [Load3d(Region("L1", x.start + cb * x_block, nb * x_block), a, step),
+                            Load2d(Region("L1", w.start + cb * w_block, nb * w_block), b, step),
+                            Mmad(a, b, c, step, accumulate or cb > 0 or first > 0)]
         return program
 
     def clear(self, region, s: TileShape):
@@ -135,6 +158,36 @@ class DavinciEmitter:
         return [Add("vadd", "V", dst, src, t["vector_bytes_per_cycle"] / 4, t["vector_fixed_cycles"])]
 
     # ------------------------------------------------------------------ tile seeds
+    def candidates(self, g, limit: int = 24) -> list[Tile]:
+        """The legal tiles of the shared config space, ranked by this target's own estimate (which
+        misses the pipes' overlap, so a wider pool than the shared default goes to the simulator)."""
+        from .tiling import candidates
+
+        return sorted(candidates(g, self, limit=10 ** 6), key=lambda t: self.estimate(g, t))[:limit]
+
+    def estimate(self, g, t: Tile) -> float:
+        """Busy cycles of the busiest pipe (MTE2 loads, MTE1 img2col/load2d, M cube, MTE3 stores) for
+        full tiles: a ranking that knows cube steps, their fixed costs and the DMA fixed costs."""
+        from .tiling import traffic
+
+        tiles = math.prod(-(-getattr(g, a if a != "b" else "n") // getattr(t, a)) for a in "bpqk")
+        steps = -(-g.r // t.r) * -(-g.s // t.s) * -(-g.c // t.c)
+        ncb, nkb, m1 = -(-t.c // F), -(-t.k // F), -(-t.b * t.p * t.q // F)
+        taps = t.r * t.s
+        shape = TileShape(t.b, t.p, t.q, t.k, t.c, t.r, t.s, g.stride, g.dilation, ((0, 0),) * taps)
+        blocks, per_step = self.step_size(shape)
+        cube_steps = tiles * steps * -(-ncb // blocks) * -(-taps // per_step)
+        tm, path = self.target.timing, self.target.path
+        m = cube_steps * tm["mmad_fixed_cycles"] + tiles * steps * ncb * m1 * taps * nkb * tm["cube_cycles_per_fractal"]
+        mte1 = tiles * steps * ncb * taps * (m1 * F * 32 / path("l1_to_l0a").bytes_per_cycle
+                                            + nkb * F * 32 / path("l1_to_l0b").bytes_per_cycle)
+        load = path("gm_to_l1")
+        loaded = traffic(g, t) - 4 * g.n * g.k * g.p * g.q  # x and w tile elements (fp16)
+        mte2 = loaded * 2 / load.bytes_per_cycle + 2 * tiles * steps * load.fixed_cycles
+        store = path("ub_to_gm")
+        mte3 = g.n * g.k * g.p * g.q * 4 / store.bytes_per_cycle + tiles * store.fixed_cycles
+        return max(m, mte1, mte2, mte3)
+
     def vendor_tile(self, g) -> Tile:
         """AKG's default when a shape is not in its table: 16-wide cuts of M, K, N (one fractal per step)."""
         from .tiling import _shrink

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from typing import Any
 
 import numpy as np
 
@@ -23,23 +22,11 @@ def aligned_empty(elements: int) -> np.ndarray:
     return raw[start:start + elements]
 
 
-def check_array(name: str, array: Any, shape: tuple[int, ...], writable: bool = False) -> np.ndarray:
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(array).__name__}")
-    if array.dtype != np.float32:
-        raise TypeError(f"{name} must have dtype float32, got {array.dtype}")
-    if array.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
-    if not array.flags.c_contiguous:
-        raise ValueError(f"{name} must be C-contiguous (use numpy.ascontiguousarray)")
-    if writable and not array.flags.writeable:
-        raise ValueError(f"{name} must be writeable")
-    return array
-
-
 class HostKernel(Kernel):
     """Runs the program's calls in order. Scratch buffers live with the kernel, so calls from
     several Python threads (ctypes releases the GIL) take turns on a lock."""
+
+    contiguous_operands = True  # the C code reads and writes the caller's arrays
 
     def __init__(self, problem: ConvProblem, direction: Direction, plan: Plan, program: Program,
                  config: dict, provenance: str, layout: str, sanitize: bool = False):
@@ -48,7 +35,7 @@ class HostKernel(Kernel):
         self.plan, self.program, self.layout = plan, program, layout
         libraries = {"glue": toolchain.load(program.glue_source, sanitize)}
         libraries.update({key: toolchain.load(src, sanitize) for key, src in program.cores.items()})
-        self._inputs = [(name, plan.buffer(name).shape) for name in plan.inputs]
+        self.inputs = [(name, plan.buffer(name).shape) for name in plan.inputs]
         self._out_shape = plan.buffer(plan.output).shape
         self._scratch = {name: aligned_empty(max(1, n)) for name, n in program.scratch.items()}
         for b in plan.buffers:
@@ -70,14 +57,9 @@ class HostKernel(Kernel):
         return self._out_shape
 
     def __call__(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        arrays = {name: check_array(f"operand {name!r}", arr, shape)
-                  for (name, shape), arr in zip(self._inputs, (a, b))}
+        arrays = self.check_call(a, b, out)
         if out is None:
             out = np.empty(self._out_shape, dtype=np.float32)
-        else:
-            check_array("out", out, self._out_shape, writable=True)
-            if any(np.shares_memory(out, arr) for arr in arrays.values()):
-                raise ValueError("out must not overlap the operands")
         arrays[self.plan.output] = out
         pointers = {name: ctypes.c_void_p(arr.ctypes.data) for name, arr in arrays.items()}
         pointers.update({name: ctypes.c_void_p(arr.ctypes.data) for name, arr in self._scratch.items()})
