@@ -10,6 +10,7 @@ The functional side gathers (or scatters) the elements with NumPy.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -74,19 +75,8 @@ class Box:
 
     def requests(self, request_bytes: int) -> int:
         """Bus requests: maximal contiguous runs of the valid box, each split into requests."""
-        extents = [hi - lo for lo, hi in self.clamped()]
-        total = self.valid
-        if total <= 0:
-            return 0
-        run, expect = 1, 1
-        axes = sorted((abs(s), period, e) for (s, period), e in zip(self.strides, extents) if e > 1 and s)
-        for stride, period, extent in axes:
-            if stride != expect:
-                break
-            step = min(extent, period)  # a blocked axis is contiguous within one block
-            run *= step
-            expect = stride * step
-        return max(1, -(-total // run)) * math.ceil(run * self.elem_bytes / request_bytes)
+        extents = tuple(hi - lo for lo, hi in self.clamped())
+        return _requests(self.strides, extents, self.valid, self.elem_bytes, request_bytes)
 
     # ---------------------------------------------------------------- function
     def frame(self, m) -> np.ndarray:
@@ -144,3 +134,19 @@ def view_strides(view: IndexMap, probe: int = 256) -> tuple[tuple[int, int], ...
         period = int(breaks[0]) + 1 if breaks.size else extent
         out.append((stride, period))
     return tuple(out)
+
+
+@functools.lru_cache(maxsize=8192)
+def _requests(strides: tuple, extents: tuple, total: int, elem_bytes: int, request_bytes: int) -> int:
+    """A pure function of the box geometry: a program moves a few box shapes thousands of times."""
+    if total <= 0:
+        return 0
+    run, expect = 1, 1
+    axes = sorted((abs(s), period, e) for (s, period), e in zip(strides, extents) if e > 1 and s)
+    for stride, period, extent in axes:
+        if stride != expect:
+            break
+        step = min(extent, period)  # a blocked axis is contiguous within one block
+        run *= step
+        expect = stride * step
+    return max(1, -(-total // run)) * math.ceil(run * elem_bytes / request_bytes)

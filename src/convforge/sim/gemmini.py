@@ -9,6 +9,7 @@ them into the int32 accumulator with two's-complement wrap-around.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,28 +105,13 @@ class LoopConvEx(Instruction):
 
     def chunks(self, r: int) -> list[int]:
         """A rows of the successive pairs of one filter tap in filter row `r` of the tile."""
-        t, dim = self.shape, self.dim
-        if not self.flat:
-            return [min(dim, t.tq - q) for q in range(0, t.tq, dim)] * (t.tb * t.tp)
-        lo, hi = self.p_ranges[r] if self.p_ranges else (0, t.tp)
-        span, images = ((hi - lo) * t.tq, t.tb) if hi - lo < t.tp else (t.tb * t.tp * t.tq, 1)
-        return [min(dim, span - i) for i in range(0, span, dim)] * images
+        return list(_chunks(self.shape, self.dim, self.flat, self.p_ranges, r))
 
     def pairs_cycles(self, m: Machine) -> float:
         """Each preload+compute pair takes max(a_rows, b_rows, 4) cycles when it preloads new weights (the
         first pair of every (tap, out-block, in-block)), max(a_rows, 4) when it reuses them."""
         dim, _, nkb = self._blocks(m)
-        t = self.shape
-        floor = m.target.timing["min_pair_rows"]
-        k_rows = [dim] * (t.tc // dim) + ([t.tc % dim] if t.tc % dim else [])
-        total = 0
-        for r, _ in t.taps:
-            a_rows = self.chunks(r)
-            if a_rows:
-                per_weights = sum(max(a, floor) for a in a_rows)
-                total += len(k_rows) * per_weights + sum(max(a_rows[0], kr, floor) - max(a_rows[0], floor)
-                                                         for kr in k_rows)
-        return nkb * total
+        return _pairs_cycles(self.shape, dim, self.flat, self.p_ranges, nkb, m.target.timing["min_pair_rows"])
 
     def cost(self, m: Machine) -> float:
         return m.target.timing["fill_cycles"] + self.pairs_cycles(m)
@@ -177,3 +163,27 @@ class GatherLoad(Load):
 
     def account(self, stats: Stats) -> None:
         stats.bytes[f"dram->{self.dst.buffer}"] += self.nbytes
+
+
+# pure functions of a tile's shape: a program repeats a few shapes thousands of times, and the timing-only
+# simulation (what a tuner calls) would otherwise recount the same pairs for each instruction
+@functools.lru_cache(maxsize=4096)
+def _chunks(t: TileShape, dim: int, flat: bool, p_ranges: tuple, r: int) -> tuple[int, ...]:
+    if not flat:
+        return tuple(min(dim, t.tq - q) for q in range(0, t.tq, dim)) * (t.tb * t.tp)
+    lo, hi = p_ranges[r] if p_ranges else (0, t.tp)
+    span, images = ((hi - lo) * t.tq, t.tb) if hi - lo < t.tp else (t.tb * t.tp * t.tq, 1)
+    return tuple(min(dim, span - i) for i in range(0, span, dim)) * images
+
+
+@functools.lru_cache(maxsize=4096)
+def _pairs_cycles(t: TileShape, dim: int, flat: bool, p_ranges: tuple, nkb: int, floor: int) -> float:
+    k_rows = [dim] * (t.tc // dim) + ([t.tc % dim] if t.tc % dim else [])
+    total = 0
+    for r, _ in t.taps:
+        a_rows = _chunks(t, dim, flat, p_ranges, r)
+        if a_rows:
+            per_weights = sum(max(a, floor) for a in a_rows)
+            total += len(k_rows) * per_weights + sum(max(a_rows[0], kr, floor) - max(a_rows[0], floor)
+                                                     for kr in k_rows)
+    return nkb * total
