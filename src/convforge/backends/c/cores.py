@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .emit import TILE_HELPERS
+from .emit import MINMAX, TILE_HELPERS
 
 VECTOR_HEADER = """#include <stddef.h>
 #include <string.h>
@@ -39,7 +39,6 @@ typedef float vf __attribute__((vector_size(V * 4)));
 static inline vf vld(const float* p) {{ vf x; memcpy(&x, p, sizeof x); return x; }}
 static inline void vst(float* p, vf x) {{ memcpy(p, &x, sizeof x); }}
 #define FMA(acc, vec, scalar) ((acc) += (vec) * (scalar))
-#define CF_LESS(a, b) ((a) < (b) ? (a) : (b))
 """
 
 INTRINSICS_HEADER = """#include <stddef.h>
@@ -50,7 +49,6 @@ typedef __m512 vf;
 #define vld _mm512_loadu_ps
 #define vst _mm512_storeu_ps
 #define FMA(acc, vec, scalar) ((acc) = _mm512_fmadd_ps((vec), _mm512_set1_ps(scalar), (acc)))
-#define CF_LESS(a, b) ((a) < (b) ? (a) : (b))
 """
 
 STYLES = ("vector_ext", "intrinsics")
@@ -101,7 +99,7 @@ class FwdCore:
         acc = [f"a{j}_{i}" for j in range(kb) for i in range(qb)]
         lines = [header(self.v, self.style), f"#define XL {self.x_lanes or self.v}"]
         if self.y_nchw:
-            lines.append(TILE_HELPERS)
+            lines.append(MINMAX + TILE_HELPERS)
         lines.append("static inline void tile(const float* restrict x, const float* restrict w, "
                      "float* restrict y, const long* g, const unsigned char* rowmask, long p, long qvalid, "
                      "long kvalid) {")
@@ -141,7 +139,7 @@ class FwdCore:
                 lines.append("    if (lanes > 0)")
                 lines.append(f"      for (long c0 = 0; c0 < {qb} && c0 < qvalid; c0 += 16)")
                 lines.append(f"        cf_tile(y + {j} * V * P * Q + c0, P * Q, buf + c0 * V, V, "
-                             f"(int)(CF_LESS(CF_LESS(16, {qb} - c0), qvalid - c0)), (int)CF_LESS(V, lanes));")
+                             f"(int)(CF_MIN(CF_MIN(16, {qb} - c0), qvalid - c0)), (int)CF_MIN(V, lanes));")
                 lines.append("  }")
             else:
                 lines.extend(f"  vst(y + {j} * P * Qp * V + {i} * V, a{j}_{i});" for i in range(qb))

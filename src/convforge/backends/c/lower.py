@@ -294,7 +294,7 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
         y_elements = groups * kgp * np_ * g.p * qp * v
 
     x_packed = stage.x.view.then(x_map)
-    mask = _row_mask(g, hp, 1 if x_direct else fold[0], stage.trim, stage.x.view.then(x_map), 3)
+    mask = _row_mask(g, hp, 1 if x_direct else fold[0], stage.trim, x_packed, 3)
     if x_direct:
         xs = stage.x.buffer
     else:
