@@ -159,7 +159,7 @@ def test_fwd_core_reads_and_writes_nchw_in_place(p, direction, qb, packed_x, pac
 
 WGRAD_IN_PLACE = [  # (problem, nb, qb): dW's activations read through their strides, no pack
     (cf.ConvProblem(3, 24, 20, 6, 9, 1, 1), 8, 1),  # pointwise, K tail
-    (cf.ConvProblem(2, 32, 34, 9, 11, 1, 1), 4, 1),  # pointwise, odd sizes
+    (cf.ConvProblem(2, 36, 34, 9, 11, 1, 1), 4, 1),  # pointwise, odd sizes
     (cf.ConvProblem(2, 12, 16, 7, 8, 3, 2, dilation=(2, 1)), 4, 2),  # valid RxS: Q = 2 taps of 2
 ]
 
@@ -170,6 +170,43 @@ def test_wgrad_core_reads_activations_in_place(p, nb, qb):
     kernel = cf.compile(p, "bwd_weight", config={"algorithm": "direct", "stages": [stage]})
     assert "s0_x" not in kernel.program.scratch
     ops = operands(p, "bwd_weight", seed=5)
+    ref = cf.reference.bwd_weight(p, *[o.astype(np.float64) for o in ops])
+    assert rel_err(kernel(*ops, out=np.full(kernel.out_shape, np.nan, np.float32)), ref) < 1e-4
+
+
+SWAPPED = [  # 1x1 weight gradients with C < K: the X window is packed, dY read in place
+    cf.ConvProblem(3, 16, 40, 7, 9, 1, 1),
+    cf.ConvProblem(2, 32, 48, 9, 8, 1, 1, stride=(2, 3), padding=(1, 0, 2, 1)),  # strided, padded
+    cf.ConvProblem(5, 64, 96, 5, 6, 1, 1, stride=2, groups=2, dilation=3),  # groups: dY's group rows are packed too
+]
+
+
+@pytest.mark.parametrize("p", SWAPPED, ids=str)
+def test_pointwise_weight_gradient_packs_the_smaller_side(p):
+    kernel = cf.compile(p, "bwd_weight", algorithm="direct")
+    core = next(s for s in lowered_stages(kernel.plan) if isinstance(s, ConvCore))
+    assert (core.x.buffer, core.w.buffer) == ("y", "x")  # dY is the core's image, X its filter
+    assert ("s0_x" in kernel.program.scratch) == (p.groups > 1)
+    ops = operands(p, "bwd_weight", seed=7)
+    ref = cf.reference.bwd_weight(p, *[o.astype(np.float64) for o in ops])
+    assert rel_err(kernel(*ops, out=np.full(kernel.out_shape, np.nan, np.float32)), ref) < 1e-4
+
+
+def test_pointwise_weight_gradient_keeps_roles_when_dy_is_smaller():
+    kernel = cf.compile(cf.ConvProblem(2, 48, 16, 6, 6, 1, 1), "bwd_weight", algorithm="direct")
+    core = next(s for s in lowered_stages(kernel.plan) if isinstance(s, ConvCore))
+    assert (core.x.buffer, core.w.buffer) == ("x", "y")
+
+
+@pytest.mark.parametrize("p", [P, SWAPPED[1], cf.ConvProblem(2, 24, 20, 8, 9, 3, 3, padding=1)], ids=str)
+def test_wgrad_reduction_in_chunks(p, monkeypatch):
+    """Chunks of one reduction row: every partial sum goes through the output between chunks."""
+    monkeypatch.setattr(cf.backends.c.configs, "L2_BYTES", 64)
+    kernel = cf.compile(p, "bwd_weight", config={"algorithm": "direct", "stages": [
+        {"core": "wgrad", "style": "vector_ext", "nb": 2, "qb": 1, "kb": 1}]})
+    call = next(c for c in kernel.program.calls if c.symbol == "cf_conv_wgrad")
+    assert call.params[16] == 1  # one (c, r) row per chunk
+    ops = operands(p, "bwd_weight", seed=9)
     ref = cf.reference.bwd_weight(p, *[o.astype(np.float64) for o in ops])
     assert rel_err(kernel(*ops, out=np.full(kernel.out_shape, np.nan, np.float32)), ref) < 1e-4
 

@@ -114,6 +114,7 @@ class Copy:
     conditions: tuple[Condition, ...]
     accumulate: bool = False
     zero_first: int = 0  # clear this many dst elements first (a gather's structural zeros)
+    walk_dst: bool = False  # outer loops in the destination's address order (a scatter) instead of the source's
 
     @staticmethod
     def gather(index_map: IndexMap) -> Copy:
@@ -125,7 +126,7 @@ class Copy:
     @staticmethod
     def scatter(view: IndexMap, src_offset: Expr | None, accumulate: bool = False) -> Copy:
         """dst[view.coords(i)] = src[src_offset(i)] over the view's logical space (an output view)."""
-        return Copy(view.out_shape, view.flat_offset(), src_offset, view.conditions, accumulate)
+        return Copy(view.out_shape, view.flat_offset(), src_offset, view.conditions, accumulate, walk_dst=True)
 
 
 def _coefficients(copy: Copy, axis: int) -> tuple[int | None, int | None]:
@@ -166,7 +167,7 @@ def _fused(copy: Copy, outer: int, inner: int) -> Copy:
     return Copy(shape, copy.dst_offset.substitute(new),
                 None if copy.src_offset is None else copy.src_offset.substitute(new),
                 tuple(Condition(c.expr.substitute(new), c.lo, c.hi) for c in copy.conditions),
-                copy.accumulate, copy.zero_first)
+                copy.accumulate, copy.zero_first, copy.walk_dst)
 
 
 def _reversed(copy: Copy, axis: int) -> Copy:
@@ -177,7 +178,7 @@ def _reversed(copy: Copy, axis: int) -> Copy:
     return Copy(copy.shape, copy.dst_offset.substitute(new),
                 None if copy.src_offset is None else copy.src_offset.substitute(new),
                 tuple(Condition(c.expr.substitute(new), c.lo, c.hi) for c in copy.conditions),
-                copy.accumulate, copy.zero_first)
+                copy.accumulate, copy.zero_first, copy.walk_dst)
 
 
 def _tile_pair(copy: Copy) -> tuple[int, int] | None:
@@ -206,11 +207,13 @@ def _tile_pair(copy: Copy) -> tuple[int, int] | None:
 def _loop_order(copy: Copy) -> list[int]:
     rank = len(copy.shape)
     order = list(range(rank))
-    src = [copy.src_offset.coefficient(i) if copy.src_offset is not None else None for i in range(rank)]
-    if copy.src_offset is not None and None not in src:
-        # walk the source in address order (a transposed or strided filter pack would otherwise
-        # hop across pages once per output lane block); the contiguous axis goes innermost below
-        order.sort(key=lambda i: -abs(src[i]))
+    walked = copy.dst_offset if copy.walk_dst else copy.src_offset
+    steps = [walked.coefficient(i) if walked is not None else None for i in range(rank)]
+    if walked is not None and None not in steps:
+        # walk the gathered source (or the scattered destination) in address order: a transposed
+        # or strided pack would otherwise hop across pages once per lane block; the contiguous
+        # axis goes innermost below
+        order.sort(key=lambda i: -abs(steps[i]))
     offsets = [copy.src_offset, copy.dst_offset] if copy.src_offset is not None else [copy.dst_offset]
     for offset in offsets:  # prefer contiguous reads, then contiguous writes
         unit = [i for i in range(rank) if copy.shape[i] > 1 and offset.coefficient(i) == 1]

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...layouts import Condition, Expr, IndexMap
-from ...plan import ConvCore, Gemm, Operand, Plan, ScatterAdd, Transform, ZeroFill
-from .configs import ceil_div, default_stage_config, direct_io, stage_spaces, view_strides
+from ...plan import ConvCore, CoreGeometry, Gemm, Operand, Plan, ScatterAdd, Transform, ZeroFill
+from .configs import ceil_div, default_stage_config, dense_rows, direct_io, stage_spaces, unpadded, view_strides, wgrad_schedule
 from .cores import FwdCore, GemmCore, SpatialCore, WgradCore
 from .emit import MINMAX, PRELUDE, TILE_HELPERS, Copy, copy_loop, row_major_offset
 
@@ -77,7 +77,43 @@ def lowered_stages(plan: Plan) -> list:
     """The stages a program runs: the plan's, with single-use transforms fused into core reads,
     output lines that read only inserted zeros skipped, and the zero fills of the output merged
     into one contiguous clear up front."""
-    return [_flattened(s) for s in _merge_zero_fills(plan, _skip_zero_lines(_fuse_transforms(plan)))]
+    stages = _merge_zero_fills(plan, _skip_zero_lines(_fuse_transforms(plan)))
+    return [_flattened(_pack_smaller_side(s)) for s in stages]
+
+
+def _pack_smaller_side(stage):
+    """A core with a 1x1 output (the weight gradient of a 1x1 conv) is symmetric in image and
+    filter: y[n, k] = sum over (c, r, s) of window[n, c, r, s] * w[k, c, r, s]. The core packs its
+    filter and reads the image in place where it can; swap the two when that packs fewer elements
+    (vectors then run over the other operand's rows, which must fill whole vectors of 16)."""
+    if not isinstance(stage, ConvCore):
+        return stage
+    g = stage.geometry
+    groups, cg, kg = g.groups, g.c // g.groups, g.k // g.groups
+    if (g.p, g.q) != (1, 1) or g.n % 16:
+        return stage
+    window, weights = g.n * g.c * g.r * g.s, g.k * cg * g.r * g.s
+    swapped_cost = window + (0 if dense_rows(stage.w.view, 1) else weights)
+    if swapped_cost >= weights + (0 if dense_rows(stage.x.view, g.stride[1]) and unpadded(g, 1) else window):
+        return stage
+    swapped = CoreGeometry(kg, g.c, groups * g.n, g.r, g.s, g.r, g.s, 1, 1, groups=groups)
+
+    def image(kl, c, r, s):  # the filter, one "image" per output channel of a group
+        return ((c // cg) * kg + kl, c % cg, r, s)
+
+    def filter_(gn, cl, r, s):  # the input window of every image, one "output channel" per image
+        h, ch = _spatial_axis(r * g.dilation[0], g.offset[0], g.input_dilation[0])
+        w, cw = _spatial_axis(s * g.dilation[1], g.offset[1], g.input_dilation[1])
+        return (gn % g.n, (gn // g.n) * cg + cl, h, w), ch + cw
+
+    def output(kl, gn, i, j):
+        return (gn % g.n, (gn // g.n) * kg + kl, i, j)
+    return ConvCore(
+        swapped,
+        Operand(stage.w.buffer, stage.w.view.then(IndexMap.build(swapped.x_shape, g.w_shape, image, "filter as image"))),
+        Operand(stage.x.buffer, stage.x.view.then(IndexMap.build(swapped.w_shape, g.x_shape, filter_, "window as filter"))),
+        Operand(stage.y.buffer, stage.y.view.then(IndexMap.build(swapped.y_shape, g.y_shape, output, "transpose NK"))),
+        stage.trim)
 
 
 def _skip_zero_lines(stages: list) -> list:
@@ -286,7 +322,8 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
         core = WgradCore(v, nb, config["qb"], kb, config["style"], x_direct)
         if x_direct:  # the caller's tensor through its strides: no padding, the stride walked in place
             (sh, sw), hp, wp = g.stride, g.h, g.w
-        params = [g.n, groups, cg, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg, np_,
+        schedule = wgrad_schedule(g, config, v, kgp // kb, nblk, qp // config["qb"])
+        params = [g.n, groups, cg, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg, np_, *schedule,
                   *(view_strides(stage.x.view) if x_direct else ())]
 
         def y_offset(n, gg, kbk, lane, p, q):
