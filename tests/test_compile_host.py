@@ -211,6 +211,27 @@ def test_wgrad_reduction_in_chunks(p, monkeypatch):
     assert rel_err(kernel(*ops, out=np.full(kernel.out_shape, np.nan, np.float32)), ref) < 1e-4
 
 
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC", "NCHW16c"])
+@pytest.mark.parametrize("direction,algorithm", [("fwd", "trim"), ("bwd_data", "phase_split"), ("bwd_data", "fwd_reuse")])
+def test_batch_slices(direction, algorithm, layout, monkeypatch):
+    """A batch whose activations overflow the cache budget runs slice by slice."""
+    p = cf.ConvProblem(6, 3, 5, 11, 13, 3, 3, stride=2, padding=(1, 0, 2, 1))
+    monkeypatch.setattr(cf.backends.c.configs, "SLICE_BYTES", 4 * p.c * p.h * p.w * 8)
+    kernel = cf.compile(p, direction, algorithm=algorithm, layout=layout)
+    assert kernel.slices > 1 and kernel.plan.problem.n * kernel.slices == p.n
+    ops = operands(p, direction, seed=10)
+    ref = cf.reference.compute(p, direction, *[o.astype(np.float64) for o in ops])
+    packed = [cf.layouts.pack(o, layout) if i == 0 else o for i, o in enumerate(ops)]
+    out = np.full(kernel.out_shape, np.nan, np.float32)
+    got = kernel(*[np.ascontiguousarray(a, dtype=np.float32) for a in packed], out=out)
+    assert rel_err(cf.layouts.unpack(got, layout, ref.shape), ref) < 1e-4
+
+
+def test_weight_gradients_are_not_sliced(monkeypatch):
+    monkeypatch.setattr(cf.backends.c.configs, "SLICE_BYTES", 64)
+    assert cf.compile(P, "bwd_weight").slices == 1
+
+
 @pytest.mark.parametrize("p", [cf.ConvProblem(2, 6, 20, 9, 11, 1, 1, stride=(2, 3), padding=(0, 1, 1, 0)),
                                cf.ConvProblem(1, 5, 7, 8, 7, 1, 3, stride=(2, 2), padding=(0, 0, 1, 1))], ids=str)
 def test_fwd_reuse_skips_output_lines_of_inserted_zeros(p):

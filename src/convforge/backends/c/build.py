@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ...layouts import get as get_layout
@@ -9,7 +10,7 @@ from ...plan import algorithms
 from ...plan import plan as make_plan
 from ...problem import ConvProblem, Direction
 from . import measure, toolchain
-from .configs import ranked_stage_configs
+from .configs import batch_slices, ranked_stage_configs
 from .kernel import HostKernel
 from .lower import lower, lowered_stages
 
@@ -55,8 +56,13 @@ def _check_config(config: Any) -> dict:
 
 
 def _build(problem, direction, layout, config, provenance, sanitize) -> HostKernel:
-    plan = make_plan(problem, direction, config["algorithm"], {"x": layout, "y": layout})
+    layouts = {"x": layout, "y": layout}
+    plan = make_plan(problem, direction, config["algorithm"], layouts)
     program = lower(plan, config.get("stages"), toolchain.vector_width())
+    slices = batch_slices(plan, program.scratch)
+    if slices > 1:
+        plan = make_plan(dataclasses.replace(problem, n=problem.n // slices), direction, config["algorithm"], layouts)
+        program = lower(plan, config.get("stages"), toolchain.vector_width())
     chosen = {"algorithm": config["algorithm"], "stages": program.stage_configs}
     return HostKernel(problem, direction, plan, program, chosen, provenance, layout, sanitize)
 

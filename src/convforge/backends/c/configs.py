@@ -12,6 +12,7 @@ import math
 
 from ...layouts import Expr, IndexMap
 from ...plan import ConvCore, Gemm
+from ...problem import Direction
 from .cores import STYLES
 from .emit import row_major_offset
 from .space import Knob, Space
@@ -21,6 +22,7 @@ REGISTERS = 32  # zmm/ymm registers; the accumulator block plus loaded operands 
 # memory-bound pass beyond (measured on ResNet-50 1x1 layers, N=1 vs N=8)
 MOVE_COST_CACHED, MOVE_COST_MEMORY, CACHED_BYTES = 10, 60, 16 << 20
 SPATIAL_PENALTY = 1.6  # the spatial core's FMA rate relative to the blocked core (measured)
+SLICE_BYTES = 4 << 20  # activations and packs of one batch slice (measured: conv1 N=8 bwd_data 19 -> 15 ms)
 L2_BYTES = 1 << 20  # per core: an operand larger than this is re-read from L3 each time a task order sweeps it
 TASKS_PER_CORE = 16  # parallel tasks a core wants per run, enough for a dynamic schedule to balance
 WIDE_TILE = 12  # output columns a fwd tile needs to read and write NCHW rows in place (48 of a 64-byte line)
@@ -148,6 +150,22 @@ def ranked_stage_configs(stage, v: int, count: int) -> list[dict]:
     if unit_columns(g):
         ranked = sorted(ranked + top(spatial_space(v), scost, count), key=lambda t: t[0])
     return [c for *_, c in ranked[:count]]
+
+
+def batch_slices(plan, scratch: dict[str, int]) -> int:
+    """How many slices of the batch the kernel runs one after the other: when the program packs
+    activations and the batch's activations and packs overflow SLICE_BYTES, slices small enough
+    to fit (a divisor of N), so that every pack is read back from cache; only while each slice
+    re-packs a small filter. `scratch`: the program's scratch elements by name (s<i>_w: a filter).
+    Weight gradients reduce over the batch: never sliced."""
+    packs = sum(n for name, n in scratch.items() if not name.endswith("_w"))
+    if plan.direction is Direction.bwd_weight or plan.problem.n == 1 or not packs:
+        return 1
+    weights = sum(b.nbytes for b in plan.buffers if b.name == "w")
+    batch = sum(b.nbytes for b in plan.buffers) - weights + 4 * packs
+    n = plan.problem.n
+    slices = next(k for k in range(1, n + 1) if n % k == 0 and (batch / k <= SLICE_BYTES or k == n))
+    return slices if weights * 8 <= batch / slices else 1
 
 
 def wgrad_schedule(g, config: dict, v: int, kgroups: int, nblk: int, qblocks: int) -> tuple[int, int]:

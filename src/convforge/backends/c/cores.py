@@ -280,7 +280,8 @@ class SpatialCore:
         acc = [f"a{j}_{i}" for j in range(kb) for i in range(qv)]
         lines = [header(self.v, self.style)]
         lines.append(f"""
-/* x [N][G][Cg][Hp][Wp], w [G][Kp/{kb}][Cg][R][S][{kb}], y [N][G][Kp][P][Qp]; Qp % ({qv} * V) == 0 */
+/* x [N][G][Hp][Cg][Wp] (the rows of all channels together: a task reads R contiguous runs),
+   w [G][Kp/{kb}][Cg][R][S][{kb}], y [N][G][Kp][P][Qp]; Qp % ({qv} * V) == 0 */
 void {self.symbol}(const float* restrict x, const float* restrict w, float* restrict y, const long* g,
                  const unsigned char* rowmask) {{
   const long N = g[0], G = g[1], Cg = g[2], Kp = g[3], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8],
@@ -296,11 +297,11 @@ void {self.symbol}(const float* restrict x, const float* restrict w, float* rest
     float* yk = y + (((n * G + gg) * Kp + kg * {kb}) * P + p) * Qp + qb * {qv} * V;
     vf {', '.join(acc)};
     {' '.join(f'{a} = (vf){{0}};' for a in acc)}
-    for (long c = 0; c < Cg; c++)
-      for (long r = 0; r < R; r++) {{
-        const long row = p * sh + r * dh;
-        if (!rowmask[row]) continue;
-        const float* xr = xn + (c * Hp + row) * Wp;
+    for (long r = 0; r < R; r++) {{
+      const long row = p * sh + r * dh;
+      if (!rowmask[row]) continue;
+      for (long c = 0; c < Cg; c++) {{
+        const float* xr = xn + (row * Cg + c) * Wp;
         const float* wr = wk + (c * R + r) * S * {kb};
         for (long s = 0; s < S; s++) {{
           const float* xs = xr + s * dw;""")
@@ -311,7 +312,7 @@ void {self.symbol}(const float* restrict x, const float* restrict w, float* rest
             for j in range(kb):
                 lines.append(f"            FMA(a{j}_{i}, xv, w{j});")
             lines.append("          }")
-        lines.append("        }\n      }")
+        lines.append("        }\n      }\n    }")
         for j in range(kb):
             for i in range(qv):
                 lines.append(f"    vst(yk + {j} * P * Qp + {i} * V, a{j}_{i});")

@@ -23,8 +23,10 @@ def aligned_empty(elements: int) -> np.ndarray:
 
 
 class HostKernel(Kernel):
-    """Runs the program's calls in order. Scratch buffers live with the kernel, so calls from
-    several Python threads (ctypes releases the GIL) take turns on a lock."""
+    """Runs the program's calls in order, once per batch slice when the plan is that of a slice
+    of the batch (`plan.problem.n` images: the caller's activations are walked slice by slice, so a
+    slice's packs and partial results stay in cache). Scratch buffers live with the kernel, so
+    calls from several Python threads (ctypes releases the GIL) take turns on a lock."""
 
     contiguous_operands = True  # the C code reads and writes the caller's arrays
 
@@ -35,8 +37,16 @@ class HostKernel(Kernel):
         self.plan, self.program, self.layout = plan, program, layout
         libraries = {"glue": toolchain.load(program.glue_source, sanitize)}
         libraries.update({key: toolchain.load(src, sanitize) for key, src in program.cores.items()})
-        self.inputs = [(name, plan.buffer(name).shape) for name in plan.inputs]
-        self._out_shape = plan.buffer(plan.output).shape
+        self.slices = problem.n // plan.problem.n
+        if self.slices * plan.problem.n != problem.n or (self.slices > 1 and direction is Direction.bwd_weight):
+            raise ValueError(f"a plan for {plan.problem.n} images does not slice a batch of {problem.n} for {direction}")
+        self._sliced = {name for name in ("x", "y") if self.slices > 1}  # the activations, batch-major
+
+        def full(name):
+            shape = plan.buffer(name).shape
+            return (shape[0] * self.slices, *shape[1:]) if name in self._sliced else shape
+        self.inputs = [(name, full(name)) for name in plan.inputs]
+        self._out_shape = full(plan.output)
         self._scratch = {name: aligned_empty(max(1, n)) for name, n in program.scratch.items()}
         for b in plan.buffers:
             if b.role == "scratch":
@@ -61,9 +71,13 @@ class HostKernel(Kernel):
         if out is None:
             out = np.empty(self._out_shape, dtype=np.float32)
         arrays[self.plan.output] = out
-        pointers = {name: ctypes.c_void_p(arr.ctypes.data) for name, arr in arrays.items()}
-        pointers.update({name: ctypes.c_void_p(arr.ctypes.data) for name, arr in self._scratch.items()})
+        scratch = {name: ctypes.c_void_p(arr.ctypes.data) for name, arr in self._scratch.items()}
         with self._lock:
-            for fn, buffers, extra, _keep in self._steps:
-                fn(*(pointers[name] for name in buffers), *extra)
+            for i in range(self.slices):
+                pointers = {name: ctypes.c_void_p(arr.ctypes.data + (arr.nbytes // self.slices * i
+                                                                     if name in self._sliced else 0))
+                            for name, arr in arrays.items()}
+                pointers.update(scratch)
+                for fn, buffers, extra, _keep in self._steps:
+                    fn(*(pointers[name] for name in buffers), *extra)
         return out

@@ -292,10 +292,10 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
             return row_major_offset((n, gg, kbk, p, q, lane), (g.n, groups, kgp, g.p, qp, v))
         y_elements = g.n * groups * kgp * g.p * qp * v
     elif config["core"] == "spatial":
-        def x_fn(n, gg, c, h, w):
+        def x_fn(n, gg, h, c, w):
             hh, ww, conds = x_rows(h, w)
             return (n, gg * cg + c, hh, ww), conds
-        x_map = IndexMap.build((g.n, groups, cg, hp, wp), g.x_shape, x_fn, "pack NCHW padded")
+        x_map = IndexMap.build((g.n, groups, hp, cg, wp), g.x_shape, x_fn, "pack NHCW padded")
 
         def w_fn(gg, kbk, c, r, s, k):
             return (gg * kg + kbk * kb + k, c, r, s), tail(kbk * kb + k, kg, kgp * kb)
@@ -331,7 +331,8 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
         y_elements = groups * kgp * np_ * g.p * qp * v
 
     x_packed = stage.x.view.then(x_map)
-    mask = _row_mask(g, hp, 1 if x_direct else fold[0], stage.trim, x_packed, 3)
+    row_axis = 2 if config["core"] == "spatial" else 3
+    mask = _row_mask(g, hp, 1 if x_direct else fold[0], stage.trim, x_packed, row_axis)
     if x_direct:
         xs = stage.x.buffer
     else:
