@@ -212,13 +212,15 @@ def test_wgrad_reduction_in_chunks(p, monkeypatch):
 
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC", "NCHW16c"])
-@pytest.mark.parametrize("direction,algorithm", [("fwd", "trim"), ("bwd_data", "phase_split"), ("bwd_data", "fwd_reuse")])
+@pytest.mark.parametrize("direction,algorithm", [("fwd", "trim"), ("bwd_data", "phase_split"),
+                                                 ("bwd_data", "fwd_reuse")])
 def test_batch_slices(direction, algorithm, layout, monkeypatch):
     """A batch whose activations overflow the cache budget runs slice by slice."""
     p = cf.ConvProblem(6, 3, 5, 11, 13, 3, 3, stride=2, padding=(1, 0, 2, 1))
     monkeypatch.setattr(cf.backends.c.configs, "SLICE_BYTES", 4 * p.c * p.h * p.w * 8)
     kernel = cf.compile(p, direction, algorithm=algorithm, layout=layout)
     assert kernel.slices > 1 and kernel.plan.problem.n * kernel.slices == p.n
+    assert kernel.stats["useful_macs"] == p.useful_macs
     ops = operands(p, direction, seed=10)
     ref = cf.reference.compute(p, direction, *[o.astype(np.float64) for o in ops])
     packed = [cf.layouts.pack(o, layout) if i == 0 else o for i, o in enumerate(ops)]

@@ -237,7 +237,7 @@ class WgradCore:
    y [G][Kgp][Np][P][Qp][V], Np = NBLK*{nb}; g[16] reduction rows (c, r) per chunk, g[17] spans.
    A task owns the register blocks of one k-block group and a span of core-batch blocks and runs
    the reduction over (c, r, s) chunk by chunk, all its blocks per chunk: the filter rows of a
-   chunk stay in L1 across the span, partial sums wait in y (no other task writes them).
+   chunk stay in L2 across the span, partial sums wait in y (no other task writes them).
    Dynamic schedule: a preempted thread does not hold the other back. */
 void {self.symbol}(const float* restrict x, const float* restrict w, float* restrict y, const long* g,
                  const unsigned char* rowmask) {{

@@ -39,7 +39,8 @@ class HostKernel(Kernel):
         libraries.update({key: toolchain.load(src, sanitize) for key, src in program.cores.items()})
         self.slices = problem.n // plan.problem.n
         if self.slices * plan.problem.n != problem.n or (self.slices > 1 and direction is Direction.bwd_weight):
-            raise ValueError(f"a plan for {plan.problem.n} images does not slice a batch of {problem.n} for {direction}")
+            raise ValueError(f"a plan for {plan.problem.n} images does not slice a batch of {problem.n} "
+                             f"for {direction}")
         self._sliced = {name for name in ("x", "y") if self.slices > 1}  # the activations, batch-major
 
         def full(name):
@@ -60,7 +61,8 @@ class HostKernel(Kernel):
             self._steps.append((fn, call.buffers, tuple(ctypes.c_void_p(a.ctypes.data) for a in extra), extra))
         self.stats.update(stages=len(plan.stages), calls=len(program.calls),
                           scratch_bytes=4 * sum(a.size for a in self._scratch.values()),
-                          executed_macs=plan.executed_macs, useful_macs=plan.useful_macs)
+                          executed_macs=plan.executed_macs * self.slices,
+                          useful_macs=plan.useful_macs * self.slices, batch_slices=self.slices)
 
     @property
     def out_shape(self) -> tuple[int, ...]:

@@ -29,7 +29,16 @@ import numpy as np
 
 from ...layouts import Condition, Expr, IndexMap
 from ...plan import ConvCore, CoreGeometry, Gemm, Operand, Plan, ScatterAdd, Transform, ZeroFill
-from .configs import ceil_div, default_stage_config, dense_rows, direct_io, stage_spaces, unpadded, view_strides, wgrad_schedule
+from .configs import (
+    ceil_div,
+    default_stage_config,
+    dense_rows,
+    direct_io,
+    stage_spaces,
+    unpadded,
+    view_strides,
+    wgrad_schedule,
+)
 from .cores import FwdCore, GemmCore, SpatialCore, WgradCore
 from .emit import MINMAX, PRELUDE, TILE_HELPERS, Copy, copy_loop, row_major_offset
 
@@ -75,8 +84,8 @@ class Program:
 
 def lowered_stages(plan: Plan) -> list:
     """The stages a program runs: the plan's, with single-use transforms fused into core reads,
-    output lines that read only inserted zeros skipped, and the zero fills of the output merged
-    into one contiguous clear up front."""
+    output lines that read only inserted zeros skipped, the zero fills of the output merged into
+    one contiguous clear up front, and 1x1-output cores packing the smaller of image and filter."""
     stages = _merge_zero_fills(plan, _skip_zero_lines(_fuse_transforms(plan)))
     return [_flattened(_pack_smaller_side(s)) for s in stages]
 
@@ -108,12 +117,11 @@ def _pack_smaller_side(stage):
 
     def output(kl, gn, i, j):
         return (gn % g.n, (gn // g.n) * kg + kl, i, j)
-    return ConvCore(
-        swapped,
-        Operand(stage.w.buffer, stage.w.view.then(IndexMap.build(swapped.x_shape, g.w_shape, image, "filter as image"))),
-        Operand(stage.x.buffer, stage.x.view.then(IndexMap.build(swapped.w_shape, g.x_shape, filter_, "window as filter"))),
-        Operand(stage.y.buffer, stage.y.view.then(IndexMap.build(swapped.y_shape, g.y_shape, output, "transpose NK"))),
-        stage.trim)
+    def operand(old: Operand, shape, old_shape, fn, name) -> Operand:
+        return Operand(old.buffer, old.view.then(IndexMap.build(shape, old_shape, fn, name)))
+    return ConvCore(swapped, operand(stage.w, swapped.x_shape, g.w_shape, image, "filter as image"),
+                    operand(stage.x, swapped.w_shape, g.x_shape, filter_, "window as filter"),
+                    operand(stage.y, swapped.y_shape, g.y_shape, output, "transpose NK"), stage.trim)
 
 
 def _skip_zero_lines(stages: list) -> list:
