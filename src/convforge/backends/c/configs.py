@@ -234,7 +234,9 @@ def direct_io(stage: ConvCore, config: dict, v: int) -> tuple[bool, bool]:
         return in_place and unpadded(g, config["qb"]) and g.n % config["nb"] == 0, False
     if config.get("core") != "spatial":
         return False, False
-    whole_rows = g.q % (config["qv"] * v) == 0  # no padded columns: packed rows are the caller's rows
+    # no padded columns: packed rows are the caller's rows; with one input row (h == 1) the packed
+    # [N][G][H][C][W] layout is the caller's NCHW
+    whole_rows = g.q % (config["qv"] * v) == 0
     x_plain = whole_rows and is_plain(stage.x.view) and (
         g.r, g.s, g.stride, g.offset, g.input_dilation, g.h, g.w) == (1, 1, (1, 1), (0, 0), (1, 1), 1, g.q)
     y_plain = whole_rows and is_plain(stage.y.view) and (g.k // g.groups) % config["kb"] == 0

@@ -194,9 +194,9 @@ class WgradCore:
 
     def source(self) -> str:
         nb, qb, kb = self.nb, self.qb, self.kb
-        acc = [f"a{j}_{m}_{i}" for j in range(kb) for m in range(nb) for i in range(qb)]
-        out = {a: f"y + {j} * yks + ({m} * P * Qp + {i}) * V"
-               for a, (j, m, i) in zip(acc, ((j, m, i) for j in range(kb) for m in range(nb) for i in range(qb)))}
+        out = {f"a{j}_{m}_{i}": f"y + {j} * yks + ({m} * P * Qp + {i}) * V"  # accumulator -> its place in y
+               for j in range(kb) for m in range(nb) for i in range(qb)}
+        acc = list(out)
         lines = [header(self.v, self.style)]
         lines.append("static inline void tile(const float* restrict x, const float* restrict w, "
                      "float* restrict y, const long* g, const unsigned char* rowmask, long p, long j0, long j1) {")

@@ -41,7 +41,7 @@ class HostKernel(Kernel):
         if self.slices * plan.problem.n != problem.n or (self.slices > 1 and direction is Direction.bwd_weight):
             raise ValueError(f"a plan for {plan.problem.n} images does not slice a batch of {problem.n} "
                              f"for {direction}")
-        self._sliced = {name for name in ("x", "y") if self.slices > 1}  # the activations, batch-major
+        self._sliced = {"x", "y"} if self.slices > 1 else set()  # the activations, batch-major
 
         def full(name):
             shape = plan.buffer(name).shape

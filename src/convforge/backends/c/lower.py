@@ -117,6 +117,7 @@ def _pack_smaller_side(stage):
 
     def output(kl, gn, i, j):
         return (gn % g.n, (gn // g.n) * kg + kl, i, j)
+
     def operand(old: Operand, shape, old_shape, fn, name) -> Operand:
         return Operand(old.buffer, old.view.then(IndexMap.build(shape, old_shape, fn, name)))
     return ConvCore(swapped, operand(stage.w, swapped.x_shape, g.w_shape, image, "filter as image"),
