@@ -69,6 +69,11 @@ for index, p in enumerate({PROBLEMS}[:COUNT]):
 for p, d, stage in {PINNED}[:PINNED_COUNT]:  # cores reading (and writing) the caller's arrays in place
     config = {{"algorithm": "direct", "stages": [stage]}}
     check(compile(p, d, config=config, sanitize=OPTIONS.get("sanitize", False)), p, d)
+import convforge.backends.c.configs as host_configs
+host_configs.SLICE_BYTES, host_configs.WGRAD_SLICE_PACKS = 64, 0  # every batch sliced: offsets, partial sums
+q = cf.ConvProblem(3, 5, 6, 9, 10, 3, 3, stride=2, padding=(1, 0, 2, 1))
+for d in ("bwd_data", "bwd_weight"):
+  check(compile(q, d, **OPTIONS), q, d)
 print("ok")
 """
 

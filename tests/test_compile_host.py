@@ -229,9 +229,33 @@ def test_batch_slices(direction, algorithm, layout, monkeypatch):
     assert rel_err(cf.layouts.unpack(got, layout, ref.shape), ref) < 1e-4
 
 
-def test_weight_gradients_are_not_sliced(monkeypatch):
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC", "NCHW16c"])
+@pytest.mark.parametrize("p,algorithm", [
+    (cf.ConvProblem(6, 3, 20, 11, 13, 3, 3, stride=2, padding=(1, 0, 2, 1)), "trim"),
+    (cf.ConvProblem(4, 6, 8, 9, 7, 3, 2, padding=1, dilation=(2, 1), groups=2), "direct"),
+    (SWAPPED[1], "trim"),  # image and filter swapped: the X window is the core's filter
+    (cf.ConvProblem(4, 16, 32, 9, 8, 1, 1, stride=2), "phase_split")], ids=str)
+def test_weight_gradient_slices_add_up(p, algorithm, layout, monkeypatch):
+    """A sliced weight gradient: partial sums of every slice meet in the core's output, which is
+    cleared once before the first slice and written to dW once after the last."""
     monkeypatch.setattr(cf.backends.c.configs, "SLICE_BYTES", 64)
-    assert cf.compile(P, "bwd_weight").slices == 1
+    monkeypatch.setattr(cf.backends.c.configs, "WGRAD_SLICE_PACKS", 0)
+    kernel = cf.compile(p, "bwd_weight", algorithm=algorithm, layout=layout)
+    assert kernel.slices == p.n and kernel.program.slice_sums
+    assert {c.when for c in kernel.program.calls} == {"before", "slice", "after"}
+    ops = operands(p, "bwd_weight", seed=11)
+    ref = cf.reference.bwd_weight(p, *[o.astype(np.float64) for o in ops])
+    packed = [np.ascontiguousarray(cf.layouts.pack(o, layout), dtype=np.float32) for o in ops]
+    for _ in range(2):  # the second call must not see the first call's sums
+        got = kernel(*packed, out=np.full(kernel.out_shape, np.nan, np.float32))
+        assert rel_err(got, ref) < 1e-4
+
+
+@pytest.mark.parametrize("algorithm", ["im2col_gemm", "fwd_reuse"])
+def test_weight_gradients_without_wgrad_cores_are_not_sliced(algorithm, monkeypatch):
+    monkeypatch.setattr(cf.backends.c.configs, "SLICE_BYTES", 64)
+    monkeypatch.setattr(cf.backends.c.configs, "WGRAD_SLICE_PACKS", 0)
+    assert cf.compile(P, "bwd_weight", algorithm=algorithm).slices == 1
 
 
 @pytest.mark.parametrize("p", [cf.ConvProblem(2, 6, 20, 9, 11, 1, 1, stride=(2, 3), padding=(0, 1, 1, 0)),

@@ -99,3 +99,18 @@ def test_core_stages_are_in_forward_form():
             for stage in cf.plan(p, d, a).stages:
                 if isinstance(stage, ConvCore):
                     assert stage.geometry.y_shape == stage.y.view.out_shape
+
+
+@settings(max_examples=examples(100))
+@given(p=problems())
+def test_filter_taps_hint_names_the_taps_the_core_reads(p):
+    """A stride phase's FilterTaps hint, read at its taps, is exactly the core's own filter view."""
+    w = np.random.default_rng(0).standard_normal(p.w_shape)
+    cores = cf.plan(p, "bwd_data", "phase_split").cores
+    assert all(core.filter_taps is not None for core in cores)
+    for core in cores:
+        (r0, rt), (s0, st_) = core.filter_taps.rows, core.filter_taps.cols
+        g = core.geometry
+        whole = core.filter_taps.full.view.apply(w)
+        sub = whole[:, :, r0:r0 + (g.r - 1) * rt + 1:rt, s0:s0 + (g.s - 1) * st_ + 1:st_]
+        np.testing.assert_array_equal(sub, core.w.view.apply(w))

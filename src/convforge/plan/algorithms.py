@@ -12,7 +12,7 @@ import math
 from ..layouts import IndexMap, get, pad, zero_insert
 from ..problem import ConvProblem, Direction
 from .plan import Plan
-from .stages import Buffer, ConvCore, CoreGeometry, Gemm, Operand, ScatterAdd, Transform, ZeroFill
+from .stages import Buffer, ConvCore, CoreGeometry, FilterTaps, Gemm, Operand, ScatterAdd, Transform, ZeroFill
 
 ROLES = {Direction.fwd: (("x", "w"), "y"), Direction.bwd_data: (("y", "w"), "x"),
          Direction.bwd_weight: (("x", "y"), "w")}
@@ -216,8 +216,12 @@ def _bwd_data_phase(b: Builder, phase, taps_h, taps_w, rows, cols) -> None:
     g = CoreGeometry(p.n, p.k, p.c, p.p, p.q, mh, mw, th, tw, (1, 1), (ddh, ddw),
                      ((mh - 1) * ddh + uh0 - offh, (mw - 1) * ddw + uw0 - offw), (1, 1), p.groups)
     fn = _swapped_flipped_weight(b, lambda i: rh0 + (mh - 1 - i) * rstep, lambda j: rw0 + (mw - 1 - j) * sstep)
+    # the sub-filter is every rstep-th tap of the whole flipped filter, from the tap that flips to the last member
+    flipped = _swapped_flipped_weight(b, lambda i: p.r - 1 - i, lambda j: p.s - 1 - j)
+    whole = b.view("w", flipped, (p.c, p.k // p.groups, p.r, p.s), "swap+flip180")
+    taps = FilterTaps(whole, (p.r - 1 - rh0 - (mh - 1) * rstep, rstep), (p.s - 1 - rw0 - (mw - 1) * sstep, sstep))
     b.stages.append(ConvCore(g, Operand("y", b.tensor("y")), b.view("w", fn, g.w_shape, f"sub-filter {phase}"),
-                             b.view("x", out, g.y_shape, f"phase {phase} interleave"), trim=True))
+                             b.view("x", out, g.y_shape, f"phase {phase} interleave"), trim=True, filter_taps=taps))
 
 
 def _bwd_weight_phase(b: Builder, phase, taps_h, taps_w, rows, cols) -> None:

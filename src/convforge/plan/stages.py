@@ -79,12 +79,24 @@ class CoreGeometry(OperandShapes):
 
 
 @dataclass(frozen=True)
+class FilterTaps:
+    """A hint that a core's filter is a strided subset of a larger filter's taps: its w view reads
+    `full` at rows r0 + i*rstep and columns s0 + j*sstep. The view alone is the semantics; a backend
+    may use the hint to lay out `full` once for every core that shares it (the stride phases)."""
+
+    full: Operand
+    rows: tuple[int, int]  # (r0, rstep)
+    cols: tuple[int, int]  # (s0, sstep)
+
+
+@dataclass(frozen=True)
 class ConvCore:
     geometry: CoreGeometry
     x: Operand
     w: Operand
     y: Operand
     trim: bool = False  # skip taps that fall outside the input (C-K-S filter trimming)
+    filter_taps: FilterTaps | None = None
     kind = "conv"
 
     @property

@@ -59,10 +59,10 @@ def _build(problem, direction, layout, config, provenance, sanitize) -> HostKern
     layouts = {"x": layout, "y": layout}
     plan = make_plan(problem, direction, config["algorithm"], layouts)
     program = lower(plan, config.get("stages"), toolchain.vector_width())
-    slices = batch_slices(plan, program.scratch)
+    slices = batch_slices(plan, program)
     if slices > 1:
         plan = make_plan(dataclasses.replace(problem, n=problem.n // slices), direction, config["algorithm"], layouts)
-        program = lower(plan, config.get("stages"), toolchain.vector_width())
+        program = lower(plan, config.get("stages"), toolchain.vector_width(), direction is Direction.bwd_weight)
     chosen = {"algorithm": config["algorithm"], "stages": program.stage_configs}
     return HostKernel(problem, direction, plan, program, chosen, provenance, layout, sanitize)
 

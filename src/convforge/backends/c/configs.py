@@ -23,6 +23,9 @@ REGISTERS = 32  # zmm/ymm registers; the accumulator block plus loaded operands 
 MOVE_COST_CACHED, MOVE_COST_MEMORY, CACHED_BYTES = 10, 60, 16 << 20
 SPATIAL_PENALTY = 1.6  # the spatial core's FMA rate relative to the blocked core (measured)
 SLICE_BYTES = 4 << 20  # activations and packs of one batch slice (measured: conv1 N=8 bwd_data 19 -> 15 ms)
+# a weight gradient is sliced only when its packs are this large (measured on ResNet-50 N=8: conv1, 29 MB of
+# packs, and res3a_branch2{a,b}_v1.5, 12-16 MB, ran 3-10 % faster sliced; 1x1 layers with 3-6 MB 4-15 % slower)
+WGRAD_SLICE_PACKS = 12 << 20
 L2_BYTES = 1 << 20  # per core: an operand larger than this is re-read from L3 each time a task order sweeps it
 TASKS_PER_CORE = 16  # parallel tasks a core wants per run, enough for a dynamic schedule to balance
 WIDE_TILE = 12  # output columns a fwd tile needs to read and write NCHW rows in place (48 of a 64-byte line)
@@ -152,20 +155,25 @@ def ranked_stage_configs(stage, v: int, count: int) -> list[dict]:
     return [c for *_, c in ranked[:count]]
 
 
-def batch_slices(plan, scratch: dict[str, int]) -> int:
+def batch_slices(plan, program) -> int:
     """How many slices of the batch the kernel runs one after the other: when the program packs
     activations and the batch's activations and packs overflow SLICE_BYTES, slices small enough
-    to fit (a divisor of N), so that every pack is read back from cache; only while each slice
-    re-packs a small filter. `scratch`: the program's scratch elements by name (s<i>_w: a filter).
-    Weight gradients reduce over the batch: never sliced."""
-    packs = sum(n for name, n in scratch.items() if not name.endswith("_w"))
-    if plan.direction is Direction.bwd_weight or plan.problem.n == 1 or not packs:
+    to fit (a divisor of N), so that every pack is read back from cache. Each slice re-touches the
+    weights: fwd and bwd_data re-pack the filter (a transposing pass: sliced while the filter is at
+    most 1/8 of a slice's bytes); a weight gradient made only of wgrad cores keeps its partial sums
+    in the core's output across slices (a plain pass: sliced while dW is at most 1/2)."""
+    reduces = plan.direction is Direction.bwd_weight
+    weight_sized = "_y" if reduces else "_w"  # the scratch that scales with the weights, not the batch
+    packs = sum(n for name, n in program.scratch.items() if not name.endswith(weight_sized))
+    if plan.problem.n == 1 or not packs or (reduces and any(c.get("core") != "wgrad" for c in program.stage_configs)):
         return 1
     weights = sum(b.nbytes for b in plan.buffers if b.name == "w")
     batch = sum(b.nbytes for b in plan.buffers) - weights + 4 * packs
     n = plan.problem.n
     slices = next(k for k in range(1, n + 1) if n % k == 0 and (batch / k <= SLICE_BYTES or k == n))
-    return slices if weights * 8 <= batch / slices else 1
+    if reduces and 4 * packs < WGRAD_SLICE_PACKS:  # small packs gain little; each slice costs a parallel
+        return 1  # region, a partial-sum round trip and a tail of unbalanced tasks
+    return slices if weights * (2 if reduces else 8) <= batch / slices else 1
 
 
 def wgrad_schedule(g, config: dict, v: int, kgroups: int, nblk: int, qblocks: int) -> tuple[int, int]:

@@ -12,7 +12,8 @@ baked in, so one compiled core serves every problem with the same configuration.
           (an RGB stem packs 3 lanes, not 16 of which 13 are zeros). Unpadded inputs are read in
           place from NCHW (broadcasts from one plane per channel) and wide tiles are written to
           NCHW through an in-register 16x16 transpose. The task order (knob `order`) decides which
-          operand stays in L2 across consecutive tasks.
+          operand stays in L2 across consecutive tasks. The filter is read through runtime
+          strides: the stride phases of a gradient read their taps of one shared pack.
 - `wgrad` the weight-gradient shape of the same conv (big filter = the batch's dY, tiny output):
           vectors over K, a register block of NB core-batch rows x QB output taps x KB k-blocks,
           the reduction over (c, r, s) in L2-sized chunks (partial sums wait in the output).
@@ -106,7 +107,7 @@ class FwdCore:
         lines.append("  const long Cgb = g[2], Hp = g[4], Wp = g[5], R = g[6], S = g[7], Qp = g[9], sh = g[10], "
                      "sw = g[11], dh = g[12], dw = g[13], Cg = g[14], P = g[8], Q = g[16];")
         lines.append("  const long swv = sw * XL; (void)swv; (void)qvalid; (void)kvalid; (void)Q; (void)Qp;")
-        lines.append("  const long wks = Cgb * R * S * V * V;")
+        lines.append("  const long wks = g[18], wcb = g[19], wcv = g[20], t0 = g[21], tr = g[22], ts = g[23];")
         lines.append(f"  vf {', '.join(acc)};")
         lines.append("  " + " ".join(f"{a} = (vf){{0}};" for a in acc))
         lines.append("  for (long cb = 0; cb < Cgb; cb++) {")
@@ -115,16 +116,16 @@ class FwdCore:
         lines.append("      const long row = p * sh + r * dh;")
         lines.append("      if (!rowmask[row]) continue;")
         lines.append(f"      const float* xr = x + {row_base};")
-        lines.append("      const float* wr = w + (cb * V * R + r) * S * V;")
+        lines.append("      const float* wr = w + cb * wcb + t0 + r * tr;")
         lines.append("      for (long s = 0; s < S; s++) {")
         lines.append(f"        const float* xs = xr + {tap};")
-        lines.append("        const float* ws = wr + s * V;")
+        lines.append("        const float* ws = wr + s * ts;")
         lines.append("        for (long cv = 0; cv < cvn; cv++) {")
         lines.append(f"          const float* xc = xs + cv * {lane};")
         if self.x_nchw:  # one stream per channel plane is more than the prefetcher follows: fetch the next tile
             lines.append(f"          __builtin_prefetch(xc + {qb} * {col} + {qb} * {col} - 1);")
         for j in range(kb):
-            lines.append(f"          const vf w{j} = vld(ws + {j} * wks + cv * R * S * V);")
+            lines.append(f"          const vf w{j} = vld(ws + {j} * wks + cv * wcv);")
         for i in range(qb):
             lines.append(f"          {{ const float xv = xc[{i} * {col}];")
             for j in range(kb):
@@ -154,7 +155,9 @@ class FwdCore:
             y_base = f"(((n * G + gg) * Kgp + kg * {kb}) * P + p) * Qp * V"
             y_step, kvalid = f"{qb} * V", "0"
         lines.append(f"""
-/* x [N][G][Cgb][Hp][Wp][XL] (or NCHW [N][G*Cg][Hp][Wp] in place), w [G][Kgp][Cgb][V][R][S][V],
+/* x [N][G][Cgb][Hp][Wp][XL] (or NCHW [N][G*Cg][Hp][Wp] in place); w through element strides g[17..23]:
+   group, k block, c block, c lane, and tap (r, s) at t0 + r*tr + s*ts, packed [G][Kgp][Cgb][V][taps][V]
+   (a stride phase reads its taps of the whole packed filter);
    y [N][G][Kgp][P][Qp][V] (or NCHW [N][G*Kg][P][Q] in place); Kgp % {kb} == 0, Qp % {qb} == 0 */
 void {self.symbol}(const float* restrict x, const float* restrict w, float* restrict y, const long* g,
                  const unsigned char* rowmask) {{
@@ -172,7 +175,7 @@ void {self.symbol}(const float* restrict x, const float* restrict w, float* rest
 {task_indices(self.order, {"n": "N * G", "k": "kgroups", "p": "P * qblocks"})}
     const long gg = ng % G, n = ng / G, p = pq / qblocks, qb = pq % qblocks;
     const float* xn = x + (n * G + gg) * {image};
-    const float* wk = w + (gg * Kgp + kg * {kb}) * Cgb * R * S * V * V;
+    const float* wk = w + gg * g[17] + kg * {kb} * g[18];
     float* yk = y + {y_base};
     tile(xn + qb * {qb} * {column}, wk, yk + qb * {y_step}, g, rowmask, p, Q - qb * {qb}, {kvalid});
   }}
@@ -188,7 +191,7 @@ class WgradCore:
     qb: int
     kb: int
     style: str = "vector_ext"
-    x_strided: bool = False  # read x in place through runtime strides g[18..21] (core batch, channel, row, column)
+    x_strided: bool = False  # read x in place through runtime strides g[19..22] (core batch, channel, row, column)
 
     symbol = "cf_conv_wgrad"
 
@@ -205,9 +208,9 @@ class WgradCore:
         lines.append(f"  const long wks = Cc * R * S * V, yks = Np * P * Qp * V, swn = sw * {nb};")
         lines.append("  (void)Hp; (void)Wp; (void)swn;")
         if self.x_strided:
-            lines.append("  const long sN = g[18], sC = g[19], sH = g[20], sW = g[21], swx = sw * sW;")
+            lines.append("  const long sN = g[19], sC = g[20], sH = g[21], sW = g[22], swx = sw * sW;")
         lines.append(f"  vf {', '.join(acc)};")
-        lines.append("  if (j0 == 0) { " + " ".join(f"{a} = (vf){{0}};" for a in acc) + " }")
+        lines.append("  if (j0 == 0 && !g[18]) { " + " ".join(f"{a} = (vf){{0}};" for a in acc) + " }")
         lines.append("  else { " + " ".join(f"{a} = vld({out[a]});" for a in acc) + " }")
         lines.append("  for (long j = j0; j < j1; j++) {")
         lines.append("    const long c = j / R, r = j % R, row = p * sh + r * dh;")
@@ -230,11 +233,12 @@ class WgradCore:
         lines.append("    }\n  }")
         lines.extend(f"  vst({out[a]}, {a});" for a in acc)
         lines.append("}")
-        x_block = (f"nbk * {nb} * g[18] + gg * Cc * g[19] + qbk * {qb} * g[11] * g[21]"
+        x_block = (f"nbk * {nb} * g[19] + gg * Cc * g[20] + qbk * {qb} * g[11] * g[22]"
                    if self.x_strided else f"((gg * nblk + nbk) * Cc * Hp * Wp) * {nb} + qbk * {qb} * g[11] * {nb}")
         lines.append(f"""
 /* x [G][NBLK][Cc][Hp][Wp][{nb}] (or in place through strides), w [G][Kgp][Cc][R][S][V],
-   y [G][Kgp][Np][P][Qp][V], Np = NBLK*{nb}; g[16] reduction rows (c, r) per chunk, g[17] spans.
+   y [G][Kgp][Np][P][Qp][V], Np = NBLK*{nb}; g[16] reduction rows (c, r) per chunk, g[17] spans,
+   g[18] = 1: y already holds partial sums (of earlier slices of the batch) to add to.
    A task owns the register blocks of one k-block group and a span of core-batch blocks and runs
    the reduction over (c, r, s) chunk by chunk, all its blocks per chunk: the filter rows of a
    chunk stay in L2 across the span, partial sums wait in y (no other task writes them).

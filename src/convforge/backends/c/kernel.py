@@ -25,8 +25,9 @@ def aligned_empty(elements: int) -> np.ndarray:
 class HostKernel(Kernel):
     """Runs the program's calls in order, once per batch slice when the plan is that of a slice
     of the batch (`plan.problem.n` images: the caller's activations are walked slice by slice, so a
-    slice's packs and partial results stay in cache). Scratch buffers live with the kernel, so
-    calls from several Python threads (ctypes releases the GIL) take turns on a lock."""
+    slice's packs and partial results stay in cache; a weight gradient's calls marked "before" and
+    "after" run once around the slices). Scratch buffers live with the kernel, so calls from
+    several Python threads (ctypes releases the GIL) take turns on a lock."""
 
     contiguous_operands = True  # the C code reads and writes the caller's arrays
 
@@ -38,7 +39,8 @@ class HostKernel(Kernel):
         libraries = {"glue": toolchain.load(program.glue_source, sanitize)}
         libraries.update({key: toolchain.load(src, sanitize) for key, src in program.cores.items()})
         self.slices = problem.n // plan.problem.n
-        if self.slices * plan.problem.n != problem.n or (self.slices > 1 and direction is Direction.bwd_weight):
+        if self.slices * plan.problem.n != problem.n or (
+                self.slices > 1 and program.slice_sums != (direction is Direction.bwd_weight)):
             raise ValueError(f"a plan for {plan.problem.n} images does not slice a batch of {problem.n} "
                              f"for {direction}")
         self._sliced = {"x", "y"} if self.slices > 1 else set()  # the activations, batch-major
@@ -53,12 +55,13 @@ class HostKernel(Kernel):
             if b.role == "scratch":
                 self._scratch[b.name] = aligned_empty(int(np.prod(b.shape)))
         self._lock = threading.Lock()
-        self._steps = []
+        self._steps = {"before": [], "slice": [], "after": []}
         for call in program.calls:
             fn = getattr(libraries[call.library], call.symbol)
             fn.restype = None
             extra = () if call.params is None else (call.params, call.mask)
-            self._steps.append((fn, call.buffers, tuple(ctypes.c_void_p(a.ctypes.data) for a in extra), extra))
+            self._steps[call.when].append((fn, call.buffers, tuple(ctypes.c_void_p(a.ctypes.data) for a in extra),
+                                           extra))
         self.stats.update(stages=len(plan.stages), calls=len(program.calls),
                           scratch_bytes=4 * sum(a.size for a in self._scratch.values()),
                           executed_macs=plan.executed_macs * self.slices,
@@ -75,11 +78,12 @@ class HostKernel(Kernel):
         arrays[self.plan.output] = out
         scratch = {name: ctypes.c_void_p(arr.ctypes.data) for name, arr in self._scratch.items()}
         with self._lock:
-            for i in range(self.slices):
-                pointers = {name: ctypes.c_void_p(arr.ctypes.data + (arr.nbytes // self.slices * i
-                                                                     if name in self._sliced else 0))
-                            for name, arr in arrays.items()}
-                pointers.update(scratch)
-                for fn, buffers, extra, _keep in self._steps:
-                    fn(*(pointers[name] for name in buffers), *extra)
+            for when, slices in (("before", [0]), ("slice", range(self.slices)), ("after", [0])):
+                for i in slices:
+                    pointers = {name: ctypes.c_void_p(arr.ctypes.data + (arr.nbytes // self.slices * i
+                                                                         if name in self._sliced else 0))
+                                for name, arr in arrays.items()}
+                    pointers.update(scratch)
+                    for fn, buffers, extra, _keep in self._steps[when]:
+                        fn(*(pointers[name] for name in buffers), *extra)
         return out
