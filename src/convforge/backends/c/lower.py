@@ -17,6 +17,11 @@ Per stage:
                by the core. A core reads the caller's tensor in place when no padding is needed
                (fwd and spatial: NCHW rows; wgrad: the activations through their strides) and the
                fwd and spatial cores write NCHW in place, so 1x1 layers move no data besides the filter.
+               Identical packs are made once: over a batch, the stride phases of bwd_data read their
+               taps of one pack of the whole filter (the plan's FilterTaps hint).
+With `slice_sums` (a weight gradient run slice by slice over the batch) the wgrad cores' outputs
+are cleared once before the first slice, add up every slice's partial sums, and are scattered to
+dW once after the last.
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ class Program:
     scratch: dict[str, int] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     stage_configs: list[dict] = field(default_factory=list)
-    packs: dict[str, Copy] = field(default_factory=dict)  # scratch name -> the copy that filled it
+    packs: dict[str, tuple[str, Copy]] = field(default_factory=dict)  # scratch name -> (source, copy) that filled it
     slice_sums: bool = False  # a weight gradient over one slice of the batch: partial sums add up across slices
 
     @property
@@ -75,10 +80,10 @@ class Program:
 
     def pack(self, copy: Copy, name: str, src: str) -> str:
         """A scratch buffer holding `copy` of `src`; an identical pack made earlier is reused."""
-        for call in self.calls:
-            if call.library == "glue" and call.buffers[1] == src and self.packs.get(call.buffers[0]) == copy:
-                return call.buffers[0]
-        self.packs[self.buffer(name, math.prod(copy.shape))] = copy
+        for made, what in self.packs.items():
+            if what == (src, copy):
+                return made
+        self.packs[self.buffer(name, math.prod(copy.shape))] = (src, copy)
         self.copy(copy, name, src)
         return name
 
