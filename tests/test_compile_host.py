@@ -378,3 +378,24 @@ def test_compile_dispatches_to_the_simulated_accelerators():
         cf.compile(p, "fwd", target="tpu")
     with pytest.raises(ValueError, match="layout must be 'NCHW' for accelerator"):
         cf.compile(p, "fwd", target="vta", layout="NHWC")
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC", "NCHW16c"])
+@pytest.mark.parametrize("p", [cf.ConvProblem(3, 20, 18, 11, 13, 3, 3, stride=2, padding=(1, 0, 2, 1)),
+                               cf.ConvProblem(2, 8, 12, 10, 9, 5, 4, stride=(3, 2), dilation=(2, 1), groups=2)],
+                         ids=str)
+def test_stride_phases_share_filter_pack_and_output(p, layout):
+    """Over a batch, the phases of bwd_data read their taps of one filter pack and write their
+    pixels into one blocked output, written to the caller in one pass after the last phase."""
+    kernel = cf.compile(p, "bwd_data", algorithm="phase_split", layout=layout)
+    calls = kernel.program.calls
+    cores = [c for c in calls if c.symbol == "cf_conv_fwd"]
+    assert len(cores) == p.stride[0] * p.stride[1]
+    assert len({c.buffers[1] for c in cores}) == 1 and len({c.buffers[2] for c in cores}) == 1
+    writes = [c.buffers for c in calls if c.buffers[0] == "x" and c.buffers[1] != "x"]  # (clears: x from x)
+    assert writes == [("x", cores[0].buffers[2])] and calls[-1].buffers == writes[0]
+    ops = operands(p, "bwd_data", seed=12)
+    ref = cf.reference.bwd_data(p, *[o.astype(np.float64) for o in ops])
+    dy = np.ascontiguousarray(cf.layouts.pack(ops[0], layout), dtype=np.float32)
+    got = kernel(dy, ops[1], out=np.full(kernel.out_shape, np.nan, np.float32))
+    assert rel_err(cf.layouts.unpack(got, layout, ref.shape), ref) < 1e-4

@@ -103,14 +103,18 @@ def test_core_stages_are_in_forward_form():
 
 @settings(max_examples=examples(100))
 @given(p=problems())
-def test_filter_taps_hint_names_the_taps_the_core_reads(p):
-    """A stride phase's FilterTaps hint, read at its taps, is exactly the core's own filter view."""
-    w = np.random.default_rng(0).standard_normal(p.w_shape)
+def test_lattice_hints_name_the_taps_and_pixels_a_phase_reads_and_writes(p):
+    """A stride phase's Lattice hints, read at their steps, are exactly the core's own views:
+    its filter taps of the whole filter, its output pixels of the whole output."""
+    rng = np.random.default_rng(0)
+    w, dx = rng.standard_normal(p.w_shape), rng.standard_normal(p.x_shape)
     cores = cf.plan(p, "bwd_data", "phase_split").cores
-    assert all(core.filter_taps is not None for core in cores)
+    assert all(core.filter_taps is not None and core.output_phase is not None for core in cores)
     for core in cores:
-        (r0, rt), (s0, st_) = core.filter_taps.rows, core.filter_taps.cols
-        g = core.geometry
-        whole = core.filter_taps.full.view.apply(w)
-        sub = whole[:, :, r0:r0 + (g.r - 1) * rt + 1:rt, s0:s0 + (g.s - 1) * st_ + 1:st_]
-        np.testing.assert_array_equal(sub, core.w.view.apply(w))
+        for hint, view, array, (rows, cols) in [
+                (core.filter_taps, core.w.view, w, core.geometry.w_shape[2:]),
+                (core.output_phase, core.y.view, dx, core.geometry.y_shape[2:])]:
+            (r0, rt), (s0, st_) = hint.rows, hint.cols
+            whole = hint.full.view.apply(array)
+            np.testing.assert_array_equal(whole[:, :, r0:r0 + (rows - 1) * rt + 1:rt, s0:s0 + (cols - 1) * st_ + 1:st_],
+                                          view.apply(array))

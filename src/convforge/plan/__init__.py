@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..problem import ConvProblem, Direction
 from .algorithms import ALGORITHMS, DEFAULT_LAYOUTS, ROLES
 from .plan import Plan
-from .stages import Buffer, ConvCore, CoreGeometry, FilterTaps, Gemm, Operand, ScatterAdd, Stage, Transform, ZeroFill
+from .stages import Buffer, ConvCore, CoreGeometry, Gemm, Lattice, Operand, ScatterAdd, Stage, Transform, ZeroFill
 
 
 def plan(problem: ConvProblem, direction: Direction | str = Direction.fwd, algorithm: str = "direct",
@@ -32,5 +32,5 @@ def algorithms(direction: Direction | str) -> list[str]:
     return list(ALGORITHMS[Direction.of(direction)])
 
 
-__all__ = ["ALGORITHMS", "Buffer", "ConvCore", "CoreGeometry", "FilterTaps", "Gemm", "Operand", "Plan", "ROLES",
+__all__ = ["ALGORITHMS", "Buffer", "ConvCore", "CoreGeometry", "Gemm", "Lattice", "Operand", "Plan", "ROLES",
            "ScatterAdd", "Stage", "Transform", "ZeroFill", "algorithms", "plan"]

@@ -12,7 +12,7 @@ import math
 from ..layouts import IndexMap, get, pad, zero_insert
 from ..problem import ConvProblem, Direction
 from .plan import Plan
-from .stages import Buffer, ConvCore, CoreGeometry, FilterTaps, Gemm, Operand, ScatterAdd, Transform, ZeroFill
+from .stages import Buffer, ConvCore, CoreGeometry, Gemm, Lattice, Operand, ScatterAdd, Transform, ZeroFill
 
 ROLES = {Direction.fwd: (("x", "w"), "y"), Direction.bwd_data: (("y", "w"), "x"),
          Direction.bwd_weight: (("x", "y"), "w")}
@@ -219,9 +219,11 @@ def _bwd_data_phase(b: Builder, phase, taps_h, taps_w, rows, cols) -> None:
     # the sub-filter is every rstep-th tap of the whole flipped filter, from the tap that flips to the last member
     flipped = _swapped_flipped_weight(b, lambda i: p.r - 1 - i, lambda j: p.s - 1 - j)
     whole = b.view("w", flipped, (p.c, p.k // p.groups, p.r, p.s), "swap+flip180")
-    taps = FilterTaps(whole, (p.r - 1 - rh0 - (mh - 1) * rstep, rstep), (p.s - 1 - rw0 - (mw - 1) * sstep, sstep))
+    taps = Lattice(whole, (p.r - 1 - rh0 - (mh - 1) * rstep, rstep), (p.s - 1 - rw0 - (mw - 1) * sstep, sstep))
+    pixels = Lattice(Operand("x", b.tensor("x")), (h0, p.stride[0]), (w0, p.stride[1]))
     b.stages.append(ConvCore(g, Operand("y", b.tensor("y")), b.view("w", fn, g.w_shape, f"sub-filter {phase}"),
-                             b.view("x", out, g.y_shape, f"phase {phase} interleave"), trim=True, filter_taps=taps))
+                             b.view("x", out, g.y_shape, f"phase {phase} interleave"), trim=True,
+                             filter_taps=taps, output_phase=pixels))
 
 
 def _bwd_weight_phase(b: Builder, phase, taps_h, taps_w, rows, cols) -> None:

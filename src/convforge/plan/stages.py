@@ -79,10 +79,11 @@ class CoreGeometry(OperandShapes):
 
 
 @dataclass(frozen=True)
-class FilterTaps:
-    """A hint that a core's filter is a strided subset of a larger filter's taps: its w view reads
-    `full` at rows r0 + i*rstep and columns s0 + j*sstep. The view alone is the semantics; a backend
-    may use the hint to lay out `full` once for every core that shares it (the stride phases)."""
+class Lattice:
+    """A hint that a core operand is a strided sub-lattice of a larger one along the two spatial
+    axes: the operand's view reads `full` at rows r0 + i*rstep and columns s0 + j*sstep. The view
+    alone is the semantics; a backend may use the hint to share one buffer among the cores that
+    read (a stride phase's filter taps) or write (a stride phase's output pixels) the same `full`."""
 
     full: Operand
     rows: tuple[int, int]  # (r0, rstep)
@@ -96,7 +97,8 @@ class ConvCore:
     w: Operand
     y: Operand
     trim: bool = False  # skip taps that fall outside the input (C-K-S filter trimming)
-    filter_taps: FilterTaps | None = None
+    filter_taps: Lattice | None = None  # w as taps of a larger filter
+    output_phase: Lattice | None = None  # y as pixels of a larger output
     kind = "conv"
 
     @property

@@ -143,7 +143,7 @@ class FwdCore:
                              f"(int)(CF_MIN(CF_MIN(16, {qb} - c0), qvalid - c0)), (int)CF_MIN(V, lanes));")
                 lines.append("  }")
             else:
-                lines.extend(f"  vst(y + {j} * P * Qp * V + {i} * V, a{j}_{i});" for i in range(qb))
+                lines.extend(f"  vst(y + {j} * g[25] + {i} * g[27], a{j}_{i});" for i in range(qb))
         lines.append("}")
         chunk = "1"
         if self.y_nchw:
@@ -152,13 +152,14 @@ class FwdCore:
             y_base = f"(((n * G + gg) * Kg + kg * {kb} * V) * P + p) * Q"
             y_step, kvalid = f"{qb}", f"Kg - kg * {kb} * V"
         else:
-            y_base = f"(((n * G + gg) * Kgp + kg * {kb}) * P + p) * Qp * V"
-            y_step, kvalid = f"{qb} * V", "0"
+            y_base = f"g[28] + (n * G + gg) * g[24] + kg * {kb} * g[25] + p * g[26]"
+            y_step, kvalid = f"{qb} * g[27]", "0"
         lines.append(f"""
 /* x [N][G][Cgb][Hp][Wp][XL] (or NCHW [N][G*Cg][Hp][Wp] in place); w through element strides g[17..23]:
    group, k block, c block, c lane, and tap (r, s) at t0 + r*tr + s*ts, packed [G][Kgp][Cgb][V][taps][V]
-   (a stride phase reads its taps of the whole packed filter);
-   y [N][G][Kgp][P][Qp][V] (or NCHW [N][G*Kg][P][Q] in place); Kgp % {kb} == 0, Qp % {qb} == 0 */
+   (a stride phase reads its taps of the whole packed filter); y [N][G][Kgp][P][Qp][V] through element
+   strides g[24..28]: image, k block, row, column, origin (a stride phase writes its pixels of one blocked
+   output shared by the phases), or NCHW [N][G*Kg][P][Q] in place; Kgp % {kb} == 0, Qp % {qb} == 0 */
 void {self.symbol}(const float* restrict x, const float* restrict w, float* restrict y, const long* g,
                  const unsigned char* rowmask) {{
   const long N = g[0], G = g[1], Cgb = g[2], Kgp = g[3], Hp = g[4], Wp = g[5], R = g[6], S = g[7], P = g[8],

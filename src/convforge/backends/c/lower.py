@@ -18,7 +18,7 @@ Per stage:
                (fwd and spatial: NCHW rows; wgrad: the activations through their strides) and the
                fwd and spatial cores write NCHW in place, so 1x1 layers move no data besides the filter.
                Identical packs are made once: over a batch, the stride phases of bwd_data read their
-               taps of one pack of the whole filter (the plan's FilterTaps hint).
+               taps of one pack of the whole filter (the plan's Lattice hint).
 With `slice_sums` (a weight gradient run slice by slice over the batch) the wgrad cores' outputs
 are cleared once before the first slice, add up every slice's partial sums, and are scattered to
 dW once after the last.
@@ -103,8 +103,31 @@ def lowered_stages(plan: Plan) -> list:
     """The stages a program runs: the plan's, with single-use transforms fused into core reads,
     output lines that read only inserted zeros skipped, the zero fills of the output merged into
     one contiguous clear up front, and 1x1-output cores packing the smaller of image and filter."""
-    stages = _merge_zero_fills(plan, _skip_zero_lines(_fuse_transforms(plan)))
-    return [_flattened(_pack_smaller_side(s)) for s in stages]
+    stages = _fuse_transforms(plan)
+    # the cores of a complete set of stride phases are kept as they are: they may share one output
+    kept = {id(stages[i]) for i in complete_phases(stages)}
+    stages = _merge_zero_fills(plan, _skip_zero_lines(stages, kept))
+    return [s if id(s) in kept else _flattened(_pack_smaller_side(s)) for s in stages]
+
+
+def complete_phases(stages: list) -> set[int]:
+    """Indices of the cores that, with others, write every stride phase of one output (each
+    core's output_phase hint one coset of the same lattice)."""
+    sets: dict[int, list[int]] = {}
+    for i, s in enumerate(stages):
+        if isinstance(s, ConvCore) and s.output_phase is not None:
+            same = next((j for j in sets if stages[j].output_phase.full == s.output_phase.full), i)
+            sets.setdefault(same, []).append(i)
+    found = set()
+    for members in sets.values():
+        if len({_cosets(stages[m]) for m in members}) == 1 and len(members) == _cosets(stages[members[0]]) > 1:
+            found.update(members)
+    return found
+
+
+def _cosets(stage: ConvCore) -> int:
+    """How many phases the output lattice of `stage` has (row step x column step)."""
+    return stage.output_phase.rows[1] * stage.output_phase.cols[1]
 
 
 def _pack_smaller_side(stage):
@@ -142,13 +165,14 @@ def _pack_smaller_side(stage):
                     operand(stage.y, swapped.y_shape, g.y_shape, output, "transpose NK"), stage.trim)
 
 
-def _skip_zero_lines(stages: list) -> list:
+def _skip_zero_lines(stages: list, kept: set[int]) -> list:
     """Over a zero-inserted input (fwd_reuse), a 1-tap axis of a core has whole output rows or
-    columns that read only inserted zeros. Compute only the others (every d-th, one affine
-    subset) and clear the output first: the core then multiplies no inserted zero on that axis."""
+    columns that read only inserted zeros (or padding). Compute only the others (every d-th, one
+    affine subset) and clear the output first: the core then multiplies no inserted zero on that
+    axis. Cores whose id is in `kept` stay whole."""
     lowered = []
     for stage in stages:
-        if isinstance(stage, ConvCore):
+        if isinstance(stage, ConvCore) and id(stage) not in kept:
             skipped = _skip_axis(_skip_axis(stage, 0), 1)
             if skipped is not stage:
                 lowered.append(ZeroFill(stage.y.buffer, stage.y.view))
@@ -177,7 +201,7 @@ def _skip_axis(stage: ConvCore, axis: int) -> ConvCore:
     size = {"h": m, "p": m} if axis == 0 else {"w": m, "q": m}
     offset = (0, g.offset[1]) if axis == 0 else (g.offset[0], 0)
     return dataclasses.replace(
-        stage, geometry=dataclasses.replace(g, offset=offset, **size),
+        stage, geometry=dataclasses.replace(g, offset=offset, **size), output_phase=None,
         x=Operand(stage.x.buffer, stage.x.view.then(every(g.x_shape, t0 - g.offset[axis]))),
         y=Operand(stage.y.buffer, stage.y.view.then(every(g.y_shape, t0))))
 
@@ -197,7 +221,7 @@ def _flattened(stage):
         return IndexMap.build((shape[0], shape[1], 1, shape[2] * shape[3]), shape,
                               lambda n, c, _, i: (n, c, i // width, i % width), "flatten HW")
     return dataclasses.replace(
-        stage, geometry=flat,
+        stage, geometry=flat, output_phase=None,
         x=Operand(stage.x.buffer, stage.x.view.then(rows(g.x_shape, g.w))),
         y=Operand(stage.y.buffer, stage.y.view.then(rows(g.y_shape, g.q))))
 
@@ -292,7 +316,61 @@ def _fwd_filter(stage: ConvCore, w_fn, v: int, kgp: int, cgb: int) -> tuple[Oper
                            st * v]
 
 
-def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) -> None:
+@dataclass
+class SharedOutput:
+    """The stride phases of one output, all on the fwd core, write their pixels into one blocked
+    buffer [N][G][Kgp][H][W'][V] (W' >= W holds the phases' padded columns); one transposing pass
+    then writes the caller's output, contiguous rows, instead of one strided scatter per phase."""
+
+    name: str
+    full: Operand
+    members: list[int]
+    shape: tuple[int, int, int, int, int]  # N, G, Kgp, H, W'
+
+
+def shared_outputs(stages: list, configs: list[dict], v: int) -> dict[int, SharedOutput]:
+    """Stage index -> its SharedOutput, for complete sets of stride phases (every phase a fwd-core
+    stage with the same output channel blocks)."""
+    found: list[SharedOutput] = []
+    for i in sorted(complete_phases(stages)):
+        stage, config, lattice = stages[i], configs[i], stages[i].output_phase
+        if config.get("core") != "fwd" or direct_io(stage, config, v)[1]:
+            continue
+        g = stage.geometry
+        kgp = ceil_div(ceil_div(g.k // g.groups, v), config["kb"]) * config["kb"]
+        n, _, h, w = lattice.full.view.out_shape
+        width = lattice.cols[0] + lattice.cols[1] * (ceil_div(g.q, config["qb"]) * config["qb"] - 1) + 1
+        group = next((o for o in found if o.full == lattice.full), None)
+        if group is None:
+            found.append(SharedOutput(f"s{i}_phases", lattice.full, [i], (n, g.groups, kgp, h, max(w, width))))
+        elif group.shape[2] == kgp:
+            group.members.append(i)
+            group.shape = (*group.shape[:4], max(group.shape[4], width))
+    return {i: o for o in found if len(o.members) == _cosets(stages[o.members[0]]) for i in o.members}
+
+
+def _scatter(prog: Program, y: Operand, dims: tuple[int, ...], kg: int, ys: str, offset, when: str) -> None:
+    """Write a blocked core result [n][group][k block][lane][p][q] (offset: its element offset) to y."""
+    n, groups, kgp, kblock, p, q = dims
+    # scatter over (n, group, k block, lane, p, q) so both offsets stay affine (transpose tiles apply)
+    split = IndexMap.build(dims, (n, groups * kg, p, q),
+                           lambda n_, gg, kbk, lane, p_, q_: ((n_, gg * kg + kbk * kblock + lane, p_, q_),
+                                                              [Condition(kbk * kblock + lane, 0, kg)]
+                                                              if kgp * kblock != kg else []), "split k")
+    view = y.view.then(split)
+    prog.copy(Copy.scatter(view, offset(*(Expr.var(a, e) for a, e in enumerate(view.out_shape)))), y.buffer, ys,
+              when=when)
+
+
+def _scatter_shared(prog: Program, out: SharedOutput, kg: int, v: int) -> None:
+    n, groups, kgp, h, wz = out.shape
+    _scatter(prog, out.full, (n, groups, kgp, v, h, out.full.view.out_shape[3]), kg, out.name,
+             lambda n_, gg, kbk, lane, p, q: row_major_offset((n_, gg, kbk, p, q, lane), (n, groups, kgp, h, wz, v)),
+             "slice")
+
+
+def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int,
+                shared: SharedOutput | None = None) -> None:
     g = stage.geometry
     groups, cg, kg = g.groups, g.c // g.groups, g.k // g.groups
     # a 1-tap axis reads every stride-th input: fold the stride into the pack (only read data moves)
@@ -332,7 +410,12 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
                        g.stride[1] if x_direct else 0, y_direct)
         if x_direct:  # the caller's rows as they are: no padding, the stride walked in place
             (sh, sw), hp, wp = g.stride, g.h, g.w
-        params = [g.n, groups, cgb, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg, kg, g.q, *w_params]
+        y_params = [kgp * g.p * qp * v, g.p * qp * v, qp * v, v, 0]
+        if shared is not None:  # this phase's pixels of the blocked output the phases share
+            _, _, kgs, hz, wz = shared.shape
+            (h0, hs), (w0, ws_) = stage.output_phase.rows, stage.output_phase.cols
+            y_params = [kgs * hz * wz * v, hz * wz * v, hs * wz * v, ws_ * v, (h0 * wz + w0) * v]
+        params = [g.n, groups, cgb, kgp, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw, cg, kg, g.q, *w_params, *y_params]
 
         def y_offset(n, gg, kbk, lane, p, q):
             return row_major_offset((n, gg, kbk, p, q, lane), (g.n, groups, kgp, g.p, qp, v))
@@ -387,20 +470,17 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int) ->
         xs = prog.buffer(f"s{i}_x", x_map.elements)
         prog.copy(Copy.gather(x_packed), xs, stage.x.buffer)
     ws = prog.pack(Copy.gather(w_operand.view.then(w_map)), f"s{i}_w", w_operand.buffer)
-    ys = stage.y.buffer if y_direct else prog.buffer(f"s{i}_y", y_elements)
+    if shared is not None:
+        ys = shared.name
+    else:
+        ys = stage.y.buffer if y_direct else prog.buffer(f"s{i}_y", y_elements)
     if prog.slice_sums:  # the slices' partial sums meet in ys: cleared once before the first
         prog.copy(Copy.scatter(IndexMap.identity((y_elements,)), None), ys, ys, when="before")
     prog.core(core, xs, ws, ys, params, mask)
-    if y_direct:
+    if y_direct or shared is not None:
         return
-    # scatter over (n, group, k block, lane, p, q) so both offsets stay affine (transpose tiles apply)
-    split = IndexMap.build((g.n, groups, kgp, kblock, g.p, g.q), g.y_shape,
-                           lambda n, gg, kbk, lane, p, q: ((n, gg * kg + kbk * kblock + lane, p, q),
-                                                           tail(kbk * kblock + lane, kg, kgp * kblock)), "split k")
-    view = stage.y.view.then(split)
-    n_, gg_, kb_, lane_, p_, q_ = (Expr.var(a, e) for a, e in enumerate(view.out_shape))
-    prog.copy(Copy.scatter(view, y_offset(n_, gg_, kb_, lane_, p_, q_)), stage.y.buffer, ys,
-              when="after" if prog.slice_sums else "slice")
+    _scatter(prog, stage.y, (g.n, groups, kgp, kblock, g.p, g.q), kg, ys, y_offset,
+             "after" if prog.slice_sums else "slice")
 
 
 def _lower_gemm(prog: Program, i: int, stage: Gemm, config: dict, v: int) -> None:
@@ -428,7 +508,6 @@ def lower(plan: Plan, stage_configs: list[dict | None] | None, v: int, slice_sum
     configs = list(stage_configs) if stage_configs is not None else [None] * len(stages)
     if len(configs) != len(stages):
         raise ValueError(f"config has {len(configs)} stage entries, the lowered plan has {len(stages)} stages")
-    shapes = {b.name: b.shape for b in plan.buffers}
     for i, (stage, config) in enumerate(zip(stages, configs)):
         spaces = stage_spaces(stage, v)
         if config is None:
@@ -442,6 +521,9 @@ def lower(plan: Plan, stage_configs: list[dict | None] | None, v: int, slice_sum
         prog.stage_configs.append(config or {})
         if slice_sums and (config or {}).get("core") != "wgrad":
             raise ValueError(f"stage {i}: only weight-gradient cores add up partial sums across batch slices")
+    shared = shared_outputs(stages, prog.stage_configs, v)
+    shapes = {b.name: b.shape for b in plan.buffers}
+    for i, (stage, config) in enumerate(zip(stages, prog.stage_configs)):
         if isinstance(stage, Transform):
             prog.copy(Copy.gather(stage.index_map), stage.dst, stage.src)
         elif isinstance(stage, ZeroFill):
@@ -455,7 +537,12 @@ def lower(plan: Plan, stage_configs: list[dict | None] | None, v: int, slice_sum
         elif isinstance(stage, Gemm):
             _lower_gemm(prog, i, stage, config, v)
         elif isinstance(stage, ConvCore):
-            _lower_conv(prog, i, stage, config, v)
+            out = shared.get(i)
+            if out is not None and i == out.members[0]:
+                prog.buffer(out.name, math.prod(out.shape) * v)
+            _lower_conv(prog, i, stage, config, v, out)
+            if out is not None and i == out.members[-1]:  # every phase written: one pass to the caller
+                _scatter_shared(prog, out, stage.geometry.k // stage.geometry.groups, v)
         else:  # pragma: no cover - the stage kinds are closed
             raise TypeError(f"cannot lower {stage!r}")
     return prog
