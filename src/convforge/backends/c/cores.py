@@ -12,8 +12,9 @@ baked in, so one compiled core serves every problem with the same configuration.
           (an RGB stem packs 3 lanes, not 16 of which 13 are zeros). Unpadded inputs are read in
           place from NCHW (broadcasts from one plane per channel) and wide tiles are written to
           NCHW through an in-register 16x16 transpose. The task order (knob `order`) decides which
-          operand stays in L2 across consecutive tasks. The filter is read through runtime
-          strides: the stride phases of a gradient read their taps of one shared pack.
+          operand stays in L2 across consecutive tasks. Over a batch, the stride phases of a
+          gradient read their taps of one shared filter pack and write their pixels into one
+          shared blocked output, both through runtime strides.
 - `wgrad` the weight-gradient shape of the same conv (big filter = the batch's dY, tiny output):
           vectors over K, a register block of NB core-batch rows x QB output taps x KB k-blocks,
           the reduction over (c, r, s) in L2-sized chunks (partial sums wait in the output).
@@ -85,6 +86,8 @@ class FwdCore:
     order: str = "nkp"  # task loop order, outer to inner, over (n = image and group, k = k-block group, p = row)
     x_nchw: int = 0  # > 0: read the caller's NCHW input in place, this many columns between output columns
     y_nchw: bool = False  # write the caller's NCHW output in place (register tiles transposed on the way)
+    w_taps: bool = False  # read w through the runtime strides g[17..23] (a stride phase's taps of a shared pack)
+    y_strided: bool = False  # write blocked y through the runtime strides g[24..28] (a stride phase's pixels)
 
     symbol = "cf_conv_fwd"
 
@@ -107,7 +110,11 @@ class FwdCore:
         lines.append("  const long Cgb = g[2], Hp = g[4], Wp = g[5], R = g[6], S = g[7], Qp = g[9], sh = g[10], "
                      "sw = g[11], dh = g[12], dw = g[13], Cg = g[14], P = g[8], Q = g[16];")
         lines.append("  const long swv = sw * XL; (void)swv; (void)qvalid; (void)kvalid; (void)Q; (void)Qp;")
-        lines.append("  const long wks = g[18], wcb = g[19], wcv = g[20], t0 = g[21], tr = g[22], ts = g[23];")
+        if self.w_taps:
+            lines.append("  const long wks = g[18], wcb = g[19], wcv = g[20], t0 = g[21], tr = g[22], ts = g[23];")
+        else:  # the packed filter's own taps: constant steps the compiler folds
+            lines.append("  const long wks = Cgb * R * S * V * V, wcb = V * R * S * V, wcv = R * S * V, t0 = 0, "
+                         "tr = S * V, ts = V;")
         lines.append(f"  vf {', '.join(acc)};")
         lines.append("  " + " ".join(f"{a} = (vf){{0}};" for a in acc))
         lines.append("  for (long cb = 0; cb < Cgb; cb++) {")
@@ -143,7 +150,8 @@ class FwdCore:
                              f"(int)(CF_MIN(CF_MIN(16, {qb} - c0), qvalid - c0)), (int)CF_MIN(V, lanes));")
                 lines.append("  }")
             else:
-                lines.extend(f"  vst(y + {j} * g[25] + {i} * g[27], a{j}_{i});" for i in range(qb))
+                k_step, q_step = ("g[25]", "g[27]") if self.y_strided else ("P * Qp * V", "V")
+                lines.extend(f"  vst(y + {j} * {k_step} + {i} * {q_step}, a{j}_{i});" for i in range(qb))
         lines.append("}")
         chunk = "1"
         if self.y_nchw:
@@ -151,14 +159,17 @@ class FwdCore:
         if self.y_nchw:
             y_base = f"(((n * G + gg) * Kg + kg * {kb} * V) * P + p) * Q"
             y_step, kvalid = f"{qb}", f"Kg - kg * {kb} * V"
-        else:
+        elif self.y_strided:
             y_base = f"g[28] + (n * G + gg) * g[24] + kg * {kb} * g[25] + p * g[26]"
             y_step, kvalid = f"{qb} * g[27]", "0"
+        else:
+            y_base = f"(((n * G + gg) * Kgp + kg * {kb}) * P + p) * Qp * V"
+            y_step, kvalid = f"{qb} * V", "0"
         lines.append(f"""
-/* x [N][G][Cgb][Hp][Wp][XL] (or NCHW [N][G*Cg][Hp][Wp] in place); w through element strides g[17..23]:
-   group, k block, c block, c lane, and tap (r, s) at t0 + r*tr + s*ts, packed [G][Kgp][Cgb][V][taps][V]
-   (a stride phase reads its taps of the whole packed filter); y [N][G][Kgp][P][Qp][V] through element
-   strides g[24..28]: image, k block, row, column, origin (a stride phase writes its pixels of one blocked
+/* x [N][G][Cgb][Hp][Wp][XL] (or NCHW [N][G*Cg][Hp][Wp] in place); w [G][Kgp][Cgb][V][R][S][V], or through
+   element strides g[17..23] (group, k block, c block, c lane, tap (r, s) at t0 + r*tr + s*ts: a stride
+   phase reads its taps of the whole packed filter); y [N][G][Kgp][P][Qp][V], or through element
+   strides g[24..28] (image, k block, row, column, origin: a stride phase writes its pixels of one blocked
    output shared by the phases), or NCHW [N][G*Kg][P][Q] in place; Kgp % {kb} == 0, Qp % {qb} == 0 */
 void {self.symbol}(const float* restrict x, const float* restrict w, float* restrict y, const long* g,
                  const unsigned char* rowmask) {{
@@ -176,7 +187,8 @@ void {self.symbol}(const float* restrict x, const float* restrict w, float* rest
 {task_indices(self.order, {"n": "N * G", "k": "kgroups", "p": "P * qblocks"})}
     const long gg = ng % G, n = ng / G, p = pq / qblocks, qb = pq % qblocks;
     const float* xn = x + (n * G + gg) * {image};
-    const float* wk = w + gg * g[17] + kg * {kb} * g[18];
+    const float* wk = w + {"gg * g[17] + kg * " + str(kb) + " * g[18]" if self.w_taps else
+                           "(gg * Kgp + kg * " + str(kb) + ") * Cgb * R * S * V * V"};
     float* yk = y + {y_base};
     tile(xn + qb * {qb} * {column}, wk, yk + qb * {y_step}, g, rowmask, p, Q - qb * {qb}, {kvalid});
   }}

@@ -407,7 +407,7 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int,
                 cb * v + c, cg, cgb * v)
         w_operand, w_map, w_params = _fwd_filter(stage, w_fn, v, kgp, cgb)
         core = FwdCore(v, config["qb"], kb, sw == 1, config["style"], xl, config["order"],
-                       g.stride[1] if x_direct else 0, y_direct)
+                       g.stride[1] if x_direct else 0, y_direct, w_operand is not stage.w, shared is not None)
         if x_direct:  # the caller's rows as they are: no padding, the stride walked in place
             (sh, sw), hp, wp = g.stride, g.h, g.w
         y_params = [kgp * g.p * qp * v, g.p * qp * v, qp * v, v, 0]
