@@ -160,8 +160,9 @@ def batch_slices(plan, program) -> int:
     activations and the batch's activations and packs overflow SLICE_BYTES, slices small enough
     to fit (a divisor of N), so that every pack is read back from cache. Each slice re-touches the
     weights: fwd and bwd_data re-pack the filter (a transposing pass: sliced while the filter is at
-    most 1/8 of a slice's bytes); a weight gradient made only of wgrad cores keeps its partial sums
-    in the core's output across slices (a plain pass: sliced while dW is at most 1/2)."""
+    most 1/8 of a slice's bytes); a weight gradient made only of wgrad cores, with packs of at least
+    WGRAD_SLICE_PACKS, keeps its partial sums in the core's output across slices (a plain pass:
+    sliced while dW is at most 1/2 of a slice's bytes)."""
     reduces = plan.direction is Direction.bwd_weight
     weight_sized = "_y" if reduces else "_w"  # the scratch that scales with the weights, not the batch
     packs = sum(n for name, n in program.scratch.items() if not name.endswith(weight_sized))
