@@ -156,7 +156,6 @@ class FwdCore:
         chunk = "1"
         if self.y_nchw:
             chunk = str(max(1, 64 // qb)) + (" * kgroups" if self.order.endswith("k") else "")
-        if self.y_nchw:
             y_base = f"(((n * G + gg) * Kg + kg * {kb} * V) * P + p) * Q"
             y_step, kvalid = f"{qb}", f"Kg - kg * {kb} * V"
         elif self.y_strided:

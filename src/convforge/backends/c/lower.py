@@ -266,6 +266,11 @@ def _fuse_transforms(plan: Plan) -> list:
     return stages
 
 
+def _tail(expr: Expr, limit: int, blocked: int) -> list[Condition]:
+    """The condition that keeps a blocked index inside its logical extent (none when blocks fit)."""
+    return [Condition(expr, 0, limit)] if blocked != limit else []
+
+
 def _spatial_axis(x: Expr, offset: int, dilation: int) -> tuple[Expr, list[Condition]]:
     """Packed (padded) row or column -> logical input index; inserted zeros become a condition."""
     shifted = x - offset
@@ -355,8 +360,7 @@ def _scatter(prog: Program, y: Operand, dims: tuple[int, ...], kg: int, ys: str,
     # scatter over (n, group, k block, lane, p, q) so both offsets stay affine (transpose tiles apply)
     split = IndexMap.build(dims, (n, groups * kg, p, q),
                            lambda n_, gg, kbk, lane, p_, q_: ((n_, gg * kg + kbk * kblock + lane, p_, q_),
-                                                              [Condition(kbk * kblock + lane, 0, kg)]
-                                                              if kgp * kblock != kg else []), "split k")
+                                                              _tail(kbk * kblock + lane, kg, kgp * kblock)), "split k")
     view = y.view.then(split)
     prog.copy(Copy.scatter(view, offset(*(Expr.var(a, e) for a, e in enumerate(view.out_shape)))), y.buffer, ys,
               when=when)
@@ -391,19 +395,16 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int,
         ww, cw = _spatial_axis(w * fold[1], g.offset[1], g.input_dilation[1])
         return hh, ww, ch + cw
 
-    def tail(expr: Expr, limit: int, blocked: int) -> list[Condition]:
-        return [Condition(expr, 0, limit)] if blocked != limit else []
-
     if config["core"] == "fwd":
         cgb, xl = ceil_div(cg, v), min(cg, v)  # fewer channels than lanes: pack only the real ones
 
         def x_fn(n, gg, cb, h, w, c):
             hh, ww, conds = x_rows(h, w)
-            return (n, gg * cg + cb * xl + c, hh, ww), conds + tail(cb * xl + c, cg, cgb * xl)
+            return (n, gg * cg + cb * xl + c, hh, ww), conds + _tail(cb * xl + c, cg, cgb * xl)
         x_map = IndexMap.build((g.n, groups, cgb, hp, wp, xl), g.x_shape, x_fn, f"pack NCHW[{xl}]c padded")
 
         def w_fn(gg, kbk, cb, c, r, s, k):
-            return (gg * kg + kbk * v + k, cb * v + c, r, s), tail(kbk * v + k, kg, kgp * v) + tail(
+            return (gg * kg + kbk * v + k, cb * v + c, r, s), _tail(kbk * v + k, kg, kgp * v) + _tail(
                 cb * v + c, cg, cgb * v)
         w_operand, w_map, w_params = _fwd_filter(stage, w_fn, v, kgp, cgb)
         core = FwdCore(v, config["qb"], kb, sw == 1, config["style"], xl, config["order"],
@@ -428,7 +429,7 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int,
         w_operand = stage.w
 
         def w_fn(gg, kbk, c, r, s, k):
-            return (gg * kg + kbk * kb + k, c, r, s), tail(kbk * kb + k, kg, kgp * kb)
+            return (gg * kg + kbk * kb + k, c, r, s), _tail(kbk * kb + k, kg, kgp * kb)
         w_map = IndexMap.build((groups, kgp, cg, g.r, g.s, kb), g.w_shape, w_fn, f"pack O/{kb}IHW{kb}o")
         core = SpatialCore(v, config["qv"], kb, config["style"])
         params = [g.n, groups, cg, kgp * kb, hp, wp, g.r, g.s, g.p, qp, sh, sw, dh, dw]
@@ -448,7 +449,7 @@ def _lower_conv(prog: Program, i: int, stage: ConvCore, config: dict, v: int,
         w_operand = stage.w
 
         def w_fn(gg, kbk, c, r, s, k):
-            return (gg * kg + kbk * v + k, c, r, s), tail(kbk * v + k, kg, kgp * v)
+            return (gg * kg + kbk * v + k, c, r, s), _tail(kbk * v + k, kg, kgp * v)
         w_map = IndexMap.build((groups, kgp, cg, g.r, g.s, v), g.w_shape, w_fn, "pack K[v]-blocked")
         core = WgradCore(v, nb, config["qb"], kb, config["style"], x_direct)
         if x_direct:  # the caller's tensor through its strides: no padding, the stride walked in place
